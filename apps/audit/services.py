@@ -1,0 +1,116 @@
+"""Writes to the audit trail and the evidence store."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, models, transaction
+from django.utils import timezone
+
+from apps.audit.hashing import event_fields, event_hash, sha256_of, to_json_value
+from apps.audit.models import AuditChain, AuditEvent, EvidenceArtifact
+from opsportal.context import current_actor, current_request_id
+
+logger = logging.getLogger(__name__)
+
+
+def chain_key(tenant_id: int | None) -> str:
+    return f"tenant:{tenant_id}" if tenant_id else "system"
+
+
+def _locked_chain(tenant_id: int | None) -> AuditChain:
+    key = chain_key(tenant_id)
+    chain = AuditChain.objects.select_for_update().filter(key=key).first()
+    if chain is None:
+        try:
+            with transaction.atomic():
+                AuditChain.objects.create(key=key, tenant_id=tenant_id)
+        except IntegrityError:
+            pass  # created concurrently; lock the winner's row below
+        chain = AuditChain.objects.select_for_update().get(key=key)
+    return chain
+
+
+def record_event(
+    *,
+    tenant_id: int | None,
+    action: str,
+    target: models.Model | None = None,
+    target_type: str = "",
+    target_id: Any = "",
+    before: dict | None = None,
+    after: dict | None = None,
+) -> AuditEvent:
+    """Append one event to the tenant's chain. Call inside the transaction of the change."""
+    actor = current_actor()
+    if target is not None:
+        target_type, target_id = target._meta.label_lower, target.pk
+    with transaction.atomic():
+        chain = _locked_chain(tenant_id)
+        event = AuditEvent(
+            chain=chain.key,
+            seq=chain.last_seq + 1,
+            tenant_id=tenant_id,
+            actor_user_id=actor.user_id,
+            actor_token_id=actor.token_id,
+            actor_label=actor.label,
+            action=action,
+            target_type=target_type,
+            target_id=str(target_id),
+            before=to_json_value(before),
+            after=to_json_value(after),
+            request_id=current_request_id() or "",
+            ip=actor.ip,
+            created_at=timezone.now(),
+            prev_hash=chain.last_hash,
+        )
+        event.hash = event_hash(event.prev_hash, event_fields(event))
+        event.save()
+        AuditChain.objects.filter(pk=chain.pk).update(last_seq=event.seq, last_hash=event.hash)
+    return event
+
+
+def store_evidence(
+    *, tenant_id: int | None, kind: str, period: str, content: dict
+) -> EvidenceArtifact:
+    """Keep a report or drill result as evidence, hashed and audited."""
+    with transaction.atomic():
+        artifact = EvidenceArtifact.objects.create(
+            tenant_id=tenant_id,
+            kind=kind,
+            period=period,
+            content=to_json_value(content),
+            sha256=sha256_of(content),
+        )
+        record_event(
+            tenant_id=tenant_id,
+            action="evidence.stored",
+            target=artifact,
+            after={"kind": kind, "period": period, "sha256": artifact.sha256},
+        )
+    return artifact
+
+
+def record_checkpoint(directory: Path | None = None, now: datetime | None = None) -> Path:
+    """Write every chain's head to a file outside the database (and to the log).
+
+    A chain can be rewritten consistently by someone with database access; a head recorded
+    elsewhere earlier cannot, so `verify_audit --checkpoint` catches that rewrite.
+    """
+    now = now or timezone.now()
+    directory = Path(directory or settings.EVIDENCE_DIR) / "audit-checkpoints"
+    directory.mkdir(parents=True, exist_ok=True)
+    heads = {
+        chain.key: {"seq": chain.last_seq, "hash": chain.last_hash}
+        for chain in AuditChain.objects.order_by("key")
+    }
+    document = {"recorded_at": now.isoformat(), "chains": heads}
+    path = directory / f"audit-head-{now:%Y-%m-%dT%H%M%S}.json"
+    path.write_text(json.dumps(document, indent=2, sort_keys=True))
+    logger.info("audit checkpoint", extra={"checkpoint": document, "path": str(path)})
+    return path

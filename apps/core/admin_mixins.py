@@ -1,0 +1,25 @@
+"""Admin helpers: tenant scoping through the one mechanism, and read-only evidence screens."""
+
+from django.contrib import admin
+
+
+class TenantScopedAdmin(admin.ModelAdmin):
+    """Rows of the admin's active tenant; superusers in "all tenants" mode see every row."""
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        tenant = getattr(request, "tenant", None)
+        if tenant is not None:
+            return queryset.for_tenant(tenant)
+        return queryset if request.user.is_superuser else queryset.none()
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

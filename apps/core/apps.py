@@ -1,0 +1,13 @@
+from django.apps import AppConfig
+
+
+class CoreConfig(AppConfig):
+    name = "apps.core"
+    label = "core"
+
+    def ready(self) -> None:
+        from django.db.models.signals import post_migrate
+
+        from apps.core.schedules import sync_schedules_after_migrate
+
+        post_migrate.connect(sync_schedules_after_migrate, sender=self)

@@ -1,0 +1,59 @@
+"""Every periodic task, declared once here and synced into django-celery-beat on migrate.
+
+After the first sync, schedules are editable in the admin: the sync creates missing entries and
+never overwrites an entry an operator has changed (it only adds what is new).
+"""
+
+from __future__ import annotations
+
+import json
+
+from django.db import connection
+
+SCHEDULES: list[dict] = [
+    {"name": "beat heartbeat", "task": "core.beat_heartbeat", "every_seconds": 30},
+    {"name": "drain outbox", "task": "core.drain_outbox", "every_seconds": 60},
+    {
+        "name": "purge idempotency records",
+        "task": "core.purge_idempotency_records",
+        "crontab": {"minute": "17", "hour": "*"},
+    },
+    {
+        "name": "audit head checkpoint",
+        "task": "audit.record_checkpoint",
+        "crontab": {"minute": "5", "hour": "0"},
+    },
+]
+
+
+def sync_schedules() -> list[str]:
+    """Create the declared periodic tasks that do not exist yet; return the names created."""
+    from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
+
+    created = []
+    for entry in SCHEDULES:
+        if PeriodicTask.objects.filter(name=entry["name"]).exists():
+            continue
+        fields = {"task": entry["task"], "kwargs": json.dumps(entry.get("kwargs", {}))}
+        if "every_seconds" in entry:
+            fields["interval"], _ = IntervalSchedule.objects.get_or_create(
+                every=entry["every_seconds"], period=IntervalSchedule.SECONDS
+            )
+        else:
+            cron = {
+                "minute": "*",
+                "hour": "*",
+                "day_of_week": "*",
+                "day_of_month": "*",
+                "month_of_year": "*",
+                **entry["crontab"],
+            }
+            fields["crontab"], _ = CrontabSchedule.objects.get_or_create(**cron, timezone="UTC")
+        PeriodicTask.objects.create(name=entry["name"], **fields)
+        created.append(entry["name"])
+    return created
+
+
+def sync_schedules_after_migrate(**kwargs) -> None:
+    if "django_celery_beat_periodictask" in connection.introspection.table_names():
+        sync_schedules()

@@ -1,0 +1,38 @@
+"""Platform beat jobs. Every task is idempotent and safe to retry (acks_late)."""
+
+from celery import shared_task
+
+from apps.core import services
+from apps.core.taskbase import OpsTask
+from apps.tenancy.rls import all_tenants_context
+
+
+@shared_task(base=OpsTask, name="core.beat_heartbeat")
+def beat_heartbeat(**_kwargs) -> None:
+    with all_tenants_context():
+        services.beat()
+
+
+@shared_task(base=OpsTask, name="core.drain_outbox")
+def drain_outbox(**_kwargs) -> dict:
+    with all_tenants_context():
+        return services.drain_outbox()
+
+
+@shared_task(base=OpsTask, name="core.purge_idempotency_records")
+def purge_idempotency_records(**_kwargs) -> int:
+    with all_tenants_context():
+        return services.purge_idempotency_records()
+
+
+@shared_task(base=OpsTask, name="core.mark_outbox_done")
+def mark_outbox_done(outbox_id: int | None = None, note: str = "", **_kwargs) -> None:
+    """A tiny task used by the outbox tests and the demo: records that it ran."""
+    from django.utils import timezone
+
+    from apps.core.models import Heartbeat
+
+    with all_tenants_context():
+        Heartbeat.objects.update_or_create(
+            name=f"outbox-{outbox_id}-{note}"[:64], defaults={"beat_at": timezone.now()}
+        )

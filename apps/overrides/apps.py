@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class OverridesConfig(AppConfig):
+    name = "apps.overrides"
+    label = "overrides"

@@ -1,0 +1,41 @@
+"""Reads about tenants and memberships."""
+
+from __future__ import annotations
+
+from apps.tenancy import rls
+from apps.tenancy.models import Membership, Tenant
+from apps.tenancy.roles import Role
+
+SESSION_KEY = "opsportal_tenant_id"
+
+
+def tenants_of(user) -> list[Tenant]:
+    """Tenants the user may act in (all of them for superusers)."""
+    with rls.all_tenants_context():
+        if user.is_superuser:
+            return list(Tenant.objects.order_by("slug"))
+        return list(
+            Tenant.objects.filter(
+                pk__in=Membership.objects.filter(user=user).values("tenant_id")
+            ).order_by("slug")
+        )
+
+
+def role_in_tenant(user, http_request) -> tuple[Tenant | None, str | None]:
+    """The session's active tenant for a browser user, and the user's role in it."""
+    tenants = tenants_of(user)
+    if not tenants:
+        return None, None
+    wanted = http_request.session.get(SESSION_KEY) if hasattr(http_request, "session") else None
+    tenant = next((t for t in tenants if t.pk == wanted), tenants[0])
+    if user.is_superuser:
+        role = Role.TENANT_ADMIN
+    else:
+        with rls.all_tenants_context():
+            role = (
+                Membership.objects.filter(user=user, tenant=tenant)
+                .values_list("role", flat=True)
+                .first()
+            )
+    rls.set_request_scope(str(tenant.pk), all_tenants=False)
+    return tenant, role

@@ -1,0 +1,99 @@
+"""`Idempotency-Key` for creating POSTs.
+
+The record is inserted in the same transaction as the view's writes. A concurrent request with the
+same key blocks on the unique index until the first one commits, then replays its response, so two
+racing duplicates execute once. Records live 24 h (purged hourly by beat).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+
+from django.db import IntegrityError, transaction
+from rest_framework.response import Response
+
+from apps.core.models import IdempotencyRecord
+from opsportal.api.problems import UnprocessableEntity
+
+HEADER = "Idempotency-Key"
+MAX_KEY_LENGTH = 255
+REPLAYED_HEADER = "Idempotent-Replayed"
+_KEPT_HEADERS = ("Location", "ETag", "Content-Type")
+
+
+class _Rollback(Exception):
+    def __init__(self, response: Response):
+        self.response = response
+
+
+def _request_hash(request) -> str:
+    digest = hashlib.sha256()
+    digest.update(request.method.encode())
+    digest.update(request.get_full_path().encode())
+    digest.update(request.body)
+    return digest.hexdigest()
+
+
+def _replay(record: IdempotencyRecord, request_hash: str) -> Response:
+    if record.request_hash != request_hash:
+        raise UnprocessableEntity(
+            f"Idempotency-Key {record.key!r} was already used with a different request body."
+        )
+    response = Response(record.response_body, status=record.response_status)
+    for name, value in record.response_headers.items():
+        if name != "Content-Type":
+            response[name] = value
+    response[REPLAYED_HEADER] = "true"
+    return response
+
+
+def idempotent(view_method):
+    """Decorate a DRF view's `post`/`create`: replays, conflicts and races handled once, here."""
+
+    @functools.wraps(view_method)
+    def wrapper(self, request, *args, **kwargs):
+        key = request.headers.get(HEADER)
+        if not key:
+            return view_method(self, request, *args, **kwargs)
+        if len(key) > MAX_KEY_LENGTH:
+            raise UnprocessableEntity(f"{HEADER} is longer than {MAX_KEY_LENGTH} characters.")
+        tenant = request.tenant
+        endpoint = request.resolver_match.view_name or request.path
+        request_hash = _request_hash(request)
+        existing = IdempotencyRecord.objects.filter(
+            tenant=tenant, endpoint=endpoint, key=key
+        ).first()
+        if existing:
+            return _replay(existing, request_hash)
+        try:
+            with transaction.atomic():
+                try:
+                    with transaction.atomic():
+                        record = IdempotencyRecord.objects.create(
+                            tenant=tenant,
+                            endpoint=endpoint,
+                            key=key,
+                            request_hash=request_hash,
+                            response_status=0,
+                        )
+                except IntegrityError:
+                    # Another request with this key committed while we waited on the index.
+                    winner = IdempotencyRecord.objects.get(
+                        tenant=tenant, endpoint=endpoint, key=key
+                    )
+                    raise _Rollback(_replay(winner, request_hash)) from None
+                response = view_method(self, request, *args, **kwargs)
+                if response.status_code >= 400:
+                    raise _Rollback(response)
+                record.response_status = response.status_code
+                record.response_body = response.data
+                record.response_headers = {
+                    name: response[name] for name in _KEPT_HEADERS if name in response
+                }
+                record.save(update_fields=["response_status", "response_body", "response_headers"])
+                return response
+        except _Rollback as rollback:
+            return rollback.response
+
+    return wrapper

@@ -1,0 +1,20 @@
+"""Prometheus metrics. Request metrics live in-process (multiprocess mode when
+PROMETHEUS_MULTIPROC_DIR is set, e.g. under gunicorn); Celery task outcomes and the outbox backlog
+are read from the database at scrape time, because they happen in other processes."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+REQUESTS = Counter("opsportal_http_requests_total", "HTTP requests", ["route", "method", "status"])
+LATENCY = Histogram(
+    "opsportal_http_request_duration_seconds",
+    "HTTP request latency",
+    ["route", "method"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+
+
+def observe_request(route: str, method: str, status: int, seconds: float) -> None:
+    REQUESTS.labels(route, method, str(status)).inc()
+    LATENCY.labels(route, method).observe(seconds)

@@ -1,0 +1,93 @@
+import pytest
+from django.conf import settings
+from django.db import connection, transaction
+
+from apps.audit.models import EvidenceArtifact
+from apps.audit.services import store_evidence
+from apps.tenancy import rls
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def two_tenants_evidence(tenant, other_tenant):
+    mine = store_evidence(tenant_id=tenant.pk, kind="report", period="a", content={"n": 1})
+    theirs = store_evidence(tenant_id=other_tenant.pk, kind="report", period="b", content={"n": 2})
+    return mine, theirs
+
+
+def test_api_lists_only_the_callers_tenant(two_tenants_evidence, tenant, make_token, api):
+    mine, _theirs = two_tenants_evidence
+    response = api(make_token(tenant)).get("/api/v1/audit/evidence")
+    ids = [row["id"] for row in response.json()["results"]]
+    assert ids == [mine.pk]
+
+
+def test_api_audit_events_are_scoped(two_tenants_evidence, tenant, make_token, api):
+    response = api(make_token(tenant)).get("/api/v1/audit/events")
+    chains = {row["chain"] for row in response.json()["results"]}
+    assert chains == {f"tenant:{tenant.pk}"}
+
+
+def _raw_count(table: str) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT count(*) FROM {table}")
+        return cursor.fetchone()[0]
+
+
+@pytest.fixture
+def app_role():
+    with connection.cursor() as cursor:
+        cursor.execute(f'SET ROLE "{settings.DATABASE_APP_ROLE}"')
+    yield
+    with connection.cursor() as cursor:
+        cursor.execute("RESET ROLE")
+
+
+@pytest.mark.postgres
+def test_raw_sql_without_tenant_sees_nothing(two_tenants_evidence, app_role):
+    rls.clear_scope()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT set_config('opsportal.tenant_id', '', false),"
+            " set_config('opsportal.all_tenants', '', false)"
+        )
+    assert _raw_count("audit_evidenceartifact") == 0
+    assert _raw_count("tenancy_apitoken") == 0
+
+
+@pytest.mark.postgres
+def test_raw_sql_with_tenant_sees_only_that_tenant(two_tenants_evidence, tenant, app_role):
+    with rls.tenant_context(tenant), connection.cursor() as cursor:
+        cursor.execute("SELECT tenant_id FROM audit_evidenceartifact")
+        assert {row[0] for row in cursor.fetchall()} == {tenant.pk}
+    with rls.all_tenants_context():
+        assert _raw_count("audit_evidenceartifact") == 2
+
+
+@pytest.mark.postgres
+def test_raw_insert_into_another_tenant_is_refused(tenant, other_tenant, app_role):
+    from django.db.utils import ProgrammingError
+
+    with rls.tenant_context(tenant), pytest.raises(ProgrammingError, match="row-level security"):
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO audit_evidenceartifact (tenant_id, kind, period, content, sha256,"
+                " created_at) VALUES (%s, 'x', '', '{}', '', now())",
+                [other_tenant.pk],
+            )
+
+
+@pytest.mark.postgres
+def test_app_role_cannot_update_or_delete_audit_events(tenant, app_role):
+    from django.db.utils import ProgrammingError
+
+    with rls.all_tenants_context(), pytest.raises(ProgrammingError, match="permission denied"):
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("UPDATE audit_auditevent SET action = 'x'")
+
+
+def test_for_tenant_scopes_and_none_means_nothing(two_tenants_evidence, tenant):
+    mine, _ = two_tenants_evidence
+    assert list(EvidenceArtifact.objects.for_tenant(tenant)) == [mine]
+    assert EvidenceArtifact.objects.for_tenant(None).count() == 0
