@@ -9,12 +9,14 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.migrations.executor import MigrationExecutor
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
+from django.views.decorators.http import require_safe
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
 from opsportal.api.problems import problem_response
 
 
+@require_safe
 def healthz(request: HttpRequest) -> HttpResponse:
     return JsonResponse({"status": "ok"})
 
@@ -61,6 +63,7 @@ def _check_beat() -> str | None:
     return None
 
 
+@require_safe
 def readyz(request: HttpRequest) -> HttpResponse:
     checks: dict[str, str | None] = {"database": _check_database()}
     if checks["database"] is None:
@@ -98,6 +101,7 @@ class _DatabaseCollector:
         yield outcomes
 
 
+@require_safe
 def metrics(request: HttpRequest) -> HttpResponse:
     if settings.METRICS_TOKEN:
         supplied = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()

@@ -76,7 +76,7 @@ def record_event(
 
 
 def store_evidence(
-    *, tenant_id: int | None, kind: str, period: str, content: dict
+    *, tenant_id: int | None, kind: str, content: dict, period: str = ""
 ) -> EvidenceArtifact:
     """Keep a report or drill result as evidence, hashed and audited."""
     with transaction.atomic():

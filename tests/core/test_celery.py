@@ -1,0 +1,159 @@
+"""A real Celery worker against the real broker (Redis in CI), and the outbox through an outage."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection, transaction
+from django_celery_beat.models import PeriodicTask
+
+from apps.core import services
+from apps.core.models import Heartbeat, OutboxMessage
+from apps.core.schedules import SCHEDULES
+from opsportal.celery import app as celery_app
+
+ROOT = Path(__file__).resolve().parents[2]
+needs_redis = pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs REDIS_URL")
+
+
+@pytest.mark.django_db
+def test_migrate_syncs_every_declared_schedule():
+    names = set(PeriodicTask.objects.values_list("name", flat=True))
+    assert {entry["name"] for entry in SCHEDULES} <= names
+    heartbeat = PeriodicTask.objects.get(name="beat heartbeat")
+    assert heartbeat.task == "core.beat_heartbeat" and heartbeat.interval.every == 30
+
+
+@pytest.mark.django_db
+def test_sync_keeps_an_operators_edit():
+    from apps.core.schedules import sync_schedules
+
+    PeriodicTask.objects.filter(name="drain outbox").update(enabled=False)
+    assert sync_schedules() == []
+    assert PeriodicTask.objects.get(name="drain outbox").enabled is False
+
+
+def _worker_env(queue: str, broker: str) -> dict[str, str]:
+    db = connection.settings_dict
+    env = {**os.environ, "CELERY_QUEUE": queue, "CELERY_BROKER_URL": broker}
+    if connection.vendor == "postgresql":
+        env["DATABASE_URL"] = (
+            f"postgresql://{settings.DATABASE_APP_ROLE}@{db['HOST'] or '127.0.0.1'}:"
+            f"{db['PORT'] or 5432}/{db['NAME']}"
+        )
+    return env
+
+
+@pytest.fixture
+def worker_queue(monkeypatch):
+    """A queue of this test's own, so no other worker on the broker takes its tasks."""
+    queue = f"test-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setattr(celery_app.conf, "task_default_queue", queue)
+    return queue
+
+
+def _start_worker(queue: str, broker: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "opsportal",
+            "worker",
+            "-P",
+            "solo",
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
+            "-Q",
+            queue,
+            "--loglevel=WARNING",
+        ],
+        cwd=ROOT,
+        env=_worker_env(queue, broker),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _wait_for(predicate, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def _stop(worker: subprocess.Popen) -> str:
+    worker.terminate()
+    try:
+        output, _ = worker.communicate(timeout=15)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        output, _ = worker.communicate()
+    return output
+
+
+@needs_redis
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_real_worker_runs_a_task_that_writes_to_the_database(worker_queue):
+    broker = settings.CELERY_BROKER_URL
+    worker = _start_worker(worker_queue, broker)
+    try:
+        with transaction.atomic():
+            message = services.enqueue("core.mark_outbox_done", note="worker")
+        name = f"outbox-{message.pk}-worker"
+        ran = _wait_for(lambda: Heartbeat.objects.filter(name=name).exists())
+    finally:
+        output = _stop(worker)
+    assert ran, f"the worker did not run the task; its output:\n{output}"
+    assert OutboxMessage.objects.get(pk=message.pk).dispatched_at is not None
+
+
+def _switch_broker(monkeypatch, url: str) -> None:
+    """Point the publishing side at another broker URL, dropping pooled connections."""
+    from kombu import pools
+
+    monkeypatch.setattr(celery_app.conf, "broker_url", url)
+    celery_app.pool.force_close_all()
+    pools.reset()
+    celery_app._pool = None
+    celery_app.amqp._producer_pool = None
+
+
+@needs_redis
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_outbox_keeps_side_effects_through_a_broker_outage(worker_queue, monkeypatch):
+    closed_port_broker = "redis://127.0.0.1:1/15"
+    real_broker = settings.CELERY_BROKER_URL
+    _switch_broker(monkeypatch, closed_port_broker)
+    with transaction.atomic():
+        message = services.enqueue("core.mark_outbox_done", note="outage")
+    pending = OutboxMessage.objects.get(pk=message.pk)
+    assert pending.dispatched_at is None, "the write succeeded and the side effect is kept"
+    assert pending.attempts == 1 and pending.last_error
+
+    _switch_broker(monkeypatch, real_broker)
+    worker = _start_worker(worker_queue, real_broker)
+    try:
+        drained = services.drain_outbox(older_than_seconds=0)
+        assert drained == {"pending": 1, "sent": 1, "failed": 0}, OutboxMessage.objects.get(
+            pk=message.pk
+        ).last_error
+        name = f"outbox-{message.pk}-outage"
+        ran = _wait_for(lambda: Heartbeat.objects.filter(name=name).exists())
+    finally:
+        output = _stop(worker)
+    assert ran, f"the drained task did not run; worker output:\n{output}"
