@@ -42,6 +42,16 @@ def pytest_sessionfinish(session, exitstatus):
         session.exitstatus = 1
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _collected_static():
+    """Production mode serves hashed static files from a manifest: collect them once."""
+    from django.core.management import call_command
+
+    manifest = settings.STATIC_ROOT / "staticfiles.json"
+    if not settings.DEBUG and not manifest.exists():
+        call_command("collectstatic", "--noinput", verbosity=0)
+
+
 @pytest.fixture(autouse=True)
 def _fresh_rls_state():
     """A test's rollback reverts connection settings; forget what was applied."""
