@@ -27,12 +27,14 @@ def purge_idempotency_records(**_kwargs) -> int:
 
 @shared_task(base=OpsTask, name="core.mark_outbox_done")
 def mark_outbox_done(outbox_id: int | None = None, note: str = "", **_kwargs) -> None:
-    """A tiny task used by the outbox tests and the demo: records that it ran."""
-    from django.utils import timezone
-
-    from apps.core.models import Heartbeat
+    """A small demo task: audits that it ran, carrying the request id of the write behind it."""
+    from apps.audit.services import record_event
 
     with all_tenants_context():
-        Heartbeat.objects.update_or_create(
-            name=f"outbox-{outbox_id}-{note}"[:64], defaults={"beat_at": timezone.now()}
+        record_event(
+            tenant_id=None,
+            action="core.demo_task_ran",
+            target_type="core.outboxmessage",
+            target_id=outbox_id or "",
+            after={"note": note},
         )

@@ -39,23 +39,30 @@ def on_connection_created(sender, connection, **kwargs) -> None:
 
 
 def _apply(tenant_id: str, all_tenants: str) -> None:
-    if not is_postgres():
+    for conn in _scoped_connections():
+        _apply_to(conn, (tenant_id, all_tenants))
+
+
+def _scoped_connections():
+    """The default connection, plus the read replica's when one is configured."""
+    return [connections[alias] for alias in settings.DATABASES if is_postgres(connections[alias])]
+
+
+def _apply_to(conn, target: tuple[str, str]) -> None:
+    inside_transaction = conn.in_atomic_block
+    if not inside_transaction and getattr(conn, "_opsportal_applied", None) == target:
+        conn._opsportal_scope = target
         return
-    target = (tenant_id, all_tenants)
-    inside_transaction = connection.in_atomic_block
-    if not inside_transaction and getattr(connection, "_opsportal_applied", None) == target:
-        connection._opsportal_scope = target
-        return
-    with connection.cursor() as cursor:
+    with conn.cursor() as cursor:
         cursor.execute(
             "SELECT set_config('opsportal.tenant_id', %s, false),"
             " set_config('opsportal.all_tenants', %s, false)",
-            [tenant_id, all_tenants],
+            list(target),
         )
     # A rollback reverts settings made inside a transaction, so those are not remembered as
     # applied: the next change re-issues them.
-    connection._opsportal_scope = target
-    connection._opsportal_applied = None if inside_transaction else target
+    conn._opsportal_scope = target
+    conn._opsportal_applied = None if inside_transaction else target
 
 
 def current_state() -> tuple[str, str]:
@@ -90,8 +97,9 @@ def _restore(previous: tuple[str, str]) -> None:
         _apply(*previous)
     except Exception:  # an aborted transaction's rollback reverts the settings itself
         logger.warning("could not restore RLS settings now; the rollback will", exc_info=True)
-        connection._opsportal_scope = previous
-        connection._opsportal_applied = None
+        for conn in _scoped_connections():
+            conn._opsportal_scope = previous
+            conn._opsportal_applied = None
 
 
 def set_request_scope(tenant_id: str, all_tenants: bool) -> None:
@@ -100,7 +108,7 @@ def set_request_scope(tenant_id: str, all_tenants: bool) -> None:
 
 
 def clear_scope() -> None:
-    if is_postgres() and getattr(connection, "_opsportal_applied", _CLEAN) != _CLEAN:
+    if any(getattr(c, "_opsportal_applied", _CLEAN) != _CLEAN for c in _scoped_connections()):
         _restore(_CLEAN)
 
 

@@ -1,15 +1,14 @@
 """Optimistic locking: `version` on editable rows, ETag/If-Match on the API.
 
-A stale body `version` gets 409 Conflict; a stale `If-Match` gets 412 Precondition Failed. The
-update itself is a compare-and-swap (`UPDATE … WHERE version = n`), so two writers racing past the
-check cannot both win.
+A stale body `version` gets 409 Conflict; a stale `If-Match` gets 412 Precondition Failed. Services
+check under `select_for_update()`, so two writers racing past the check cannot both win.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import F, Model
+from django.db.models import Model
 
 from opsportal.api.problems import Conflict, PreconditionFailed
 
@@ -27,16 +26,3 @@ def check_preconditions(instance: Model, if_match: str | None, body_version: Any
         raise PreconditionFailed()
     if body_version is not None and int(body_version) != instance.version:
         raise Conflict(f"Stale version {body_version}: the current version is {instance.version}.")
-
-
-def save_with_version(instance: Model, expected_version: int, **changes: Any) -> Model:
-    """Apply `changes` only if the row still has `expected_version`; bump version."""
-    updated = (
-        type(instance)
-        ._base_manager.filter(pk=instance.pk, version=expected_version)
-        .update(version=F("version") + 1, **changes)
-    )
-    if updated != 1:
-        raise Conflict("The resource was changed by someone else; reload and retry.")
-    instance.refresh_from_db()
-    return instance

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from rest_framework import generics
 
+from opsportal.dbrouter import read_replica
+
 
 class TenantScopedMixin:
     """Reads go through the model's `for_tenant` (the one scoping mechanism); another tenant's
@@ -18,7 +20,10 @@ class TenantScopedMixin:
 
 
 class TenantListView(TenantScopedMixin, generics.ListAPIView):
-    pass
+    """Lists read from the replica when DATABASE_REPLICA_URL is set (lag is fine for lists)."""
+
+    def get_queryset(self):
+        return read_replica(super().get_queryset())
 
 
 class TenantDetailView(TenantScopedMixin, generics.RetrieveAPIView):

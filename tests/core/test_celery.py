@@ -15,9 +15,11 @@ from django.db import connection, transaction
 from django_celery_beat.models import PeriodicTask
 
 from apps.core import services
-from apps.core.models import Heartbeat, OutboxMessage
+from apps.audit.models import AuditEvent
+from apps.core.models import OutboxMessage
 from apps.core.schedules import SCHEDULES
 from opsportal.celery import app as celery_app
+from opsportal.context import reset_request_id, set_request_id
 
 ROOT = Path(__file__).resolve().parents[2]
 needs_redis = pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs REDIS_URL")
@@ -85,6 +87,10 @@ def _start_worker(queue: str, broker: str) -> subprocess.Popen:
     )
 
 
+def _task_event(outbox_id: int) -> AuditEvent | None:
+    return AuditEvent.objects.filter(action="core.demo_task_ran", target_id=str(outbox_id)).first()
+
+
 def _wait_for(predicate, timeout: float = 30.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -110,15 +116,19 @@ def _stop(worker: subprocess.Popen) -> str:
 def test_real_worker_runs_a_task_that_writes_to_the_database(worker_queue):
     broker = settings.CELERY_BROKER_URL
     worker = _start_worker(worker_queue, broker)
+    request_token = set_request_id("req-from-the-api")
     try:
         with transaction.atomic():
             message = services.enqueue("core.mark_outbox_done", note="worker")
-        name = f"outbox-{message.pk}-worker"
-        ran = _wait_for(lambda: Heartbeat.objects.filter(name=name).exists())
+        ran = _wait_for(lambda: _task_event(message.pk) is not None)
     finally:
+        reset_request_id(request_token)
         output = _stop(worker)
     assert ran, f"the worker did not run the task; its output:\n{output}"
     assert OutboxMessage.objects.get(pk=message.pk).dispatched_at is not None
+    event = _task_event(message.pk)
+    assert event.request_id == "req-from-the-api", "the request id travels with the task"
+    assert event.after == {"note": "worker"}
 
 
 def _switch_broker(monkeypatch, url: str) -> None:
@@ -152,8 +162,7 @@ def test_outbox_keeps_side_effects_through_a_broker_outage(worker_queue, monkeyp
         assert drained == {"pending": 1, "sent": 1, "failed": 0}, OutboxMessage.objects.get(
             pk=message.pk
         ).last_error
-        name = f"outbox-{message.pk}-outage"
-        ran = _wait_for(lambda: Heartbeat.objects.filter(name=name).exists())
+        ran = _wait_for(lambda: _task_event(message.pk) is not None)
     finally:
         output = _stop(worker)
     assert ran, f"the drained task did not run; worker output:\n{output}"

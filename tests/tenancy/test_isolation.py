@@ -91,3 +91,48 @@ def test_for_tenant_scopes_and_none_means_nothing(two_tenants_evidence, tenant):
     mine, _ = two_tenants_evidence
     assert list(EvidenceArtifact.objects.for_tenant(tenant)) == [mine]
     assert EvidenceArtifact.objects.for_tenant(None).count() == 0
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_lists_read_from_the_replica_under_the_same_rls_scope(tenant, other_tenant, make_token):
+    """DATABASE_REPLICA_URL set (here: the same database as the app role): list reads go to
+    the replica connection, which carries the request's tenant scope too."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    store_evidence(tenant_id=tenant.pk, kind="report", period="a", content={"n": 1})
+    store_evidence(tenant_id=other_tenant.pk, kind="report", period="b", content={"n": 2})
+    token = make_token(tenant)
+    db = connection.settings_dict
+    url = (
+        f"postgresql://{settings.DATABASE_APP_ROLE}@{db['HOST'] or '127.0.0.1'}:"
+        f"{db['PORT'] or 5432}/{db['NAME']}"
+    )
+    script = (
+        "import django, json; django.setup();"
+        "from django.db import connections; from django.test import Client;"
+        f"r = Client().get('/api/v1/audit/evidence', HTTP_AUTHORIZATION='Bearer {token}');"
+        "print(json.dumps({'status': r.status_code, 'periods': "
+        "[x['period'] for x in r.json()['results']], "
+        "'replica_used': connections['replica'].connection is not None}))"
+    )
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "DATABASE_REPLICA_URL": url,
+        "DJANGO_SETTINGS_MODULE": "opsportal.settings",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    outcome = json.loads(result.stdout.strip().splitlines()[-1])
+    assert outcome == {"status": 200, "periods": ["a"], "replica_used": True}, result.stderr
