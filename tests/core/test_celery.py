@@ -14,8 +14,8 @@ from django.conf import settings
 from django.db import connection, transaction
 from django_celery_beat.models import PeriodicTask
 
-from apps.core import services
 from apps.audit.models import AuditEvent
+from apps.core import services
 from apps.core.models import OutboxMessage
 from apps.core.schedules import SCHEDULES
 from opsportal.celery import app as celery_app
