@@ -7,8 +7,11 @@ back into the context before the task runs, so task logs and audit events carry 
 import os
 
 from celery import Celery, signals
+from kombu.transport import TRANSPORT_ALIASES
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "opsportal.settings")
+# The embedded broker (no REDIS_URL): kombu's filesystem transport with atomic writes.
+TRANSPORT_ALIASES.setdefault("opsfs", "opsportal.fs_transport:Transport")
 
 app = Celery("opsportal")
 app.config_from_object("django.conf:settings", namespace="CELERY")

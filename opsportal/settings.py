@@ -243,7 +243,7 @@ else:
     }
 
 # --- Celery -----------------------------------------------------------------------------------
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://localhost/")
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "opsfs://localhost/")
 CELERY_BROKER_TRANSPORT_OPTIONS = (
     {
         "data_folder_in": str(VAR_DIR / "broker"),
@@ -251,10 +251,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
         "processed_folder": str(VAR_DIR / "broker-processed"),
         "store_processed": False,
     }
-    if CELERY_BROKER_URL.startswith("filesystem")
+    if CELERY_BROKER_URL.startswith(("filesystem", "opsfs"))
     else {"visibility_timeout": 3600}
 )
-if CELERY_BROKER_URL.startswith("filesystem"):
+if CELERY_BROKER_URL.startswith(("filesystem", "opsfs")):
     (VAR_DIR / "broker").mkdir(parents=True, exist_ok=True)
 CELERY_BROKER_CONNECTION_TIMEOUT = env.float("CELERY_BROKER_CONNECTION_TIMEOUT", default=2.0)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True

@@ -1,0 +1,36 @@
+"""The embedded broker: messages published while a consumer polls always arrive whole."""
+
+import threading
+
+from kombu import Connection
+
+from opsportal import celery  # noqa: F401  (registers the opsfs transport alias)
+
+
+def test_concurrent_publish_and_consume_loses_and_corrupts_nothing(tmp_path):
+    folder = str(tmp_path)
+    options = {"data_folder_in": folder, "data_folder_out": folder}
+    total = 1000
+    received, errors = [], []
+
+    def consume():
+        with Connection("opsfs://localhost/", transport_options=options) as conn:
+            queue = conn.SimpleQueue("q")
+            while len(received) < total:
+                try:
+                    message = queue.get(timeout=5)
+                except Exception as exc:
+                    errors.append(exc)
+                    return
+                received.append(message.payload["n"])
+                message.ack()
+
+    consumer = threading.Thread(target=consume)
+    consumer.start()
+    with Connection("opsfs://localhost/", transport_options=options) as conn:
+        queue = conn.SimpleQueue("q")
+        for n in range(total):
+            queue.put({"n": n, "padding": "x" * 20000})
+    consumer.join(timeout=60)
+    assert not errors
+    assert sorted(received) == list(range(total))
