@@ -9,7 +9,11 @@ from opsportal import celery  # noqa: F401  (registers the opsfs transport alias
 
 def test_concurrent_publish_and_consume_loses_and_corrupts_nothing(tmp_path):
     folder = str(tmp_path)
-    options = {"data_folder_in": folder, "data_folder_out": folder}
+    options = {
+        "data_folder_in": folder,
+        "data_folder_out": folder,
+        "control_folder": str(tmp_path / "control"),
+    }
     total = 1000
     received, errors = [], []
 
