@@ -1,9 +1,11 @@
-"""kombu's filesystem transport with atomic message writes (the embedded, no-server broker).
+"""kombu's filesystem transport with atomic writes (the embedded, no-server broker).
 
-Stock kombu writes a message file in place, so a worker polling the folder can pick up a file
-that is still empty and die on a JSON decode error (seen with `make run`: beat publishing while
-the worker polled). Writing to a temporary name and renaming makes each message appear whole.
-Only the embedded mode uses this; with REDIS_URL set, Redis is the broker.
+Stock kombu creates files empty and then fills them, so a reader can see an empty file and die on
+a JSON decode error (seen with `make run`: the worker crashed while beat published). Two files
+are affected: each message, and the exchange table a queue binding creates. Here both appear
+whole: written under a temporary name, then renamed (messages) or hard-linked (the exchange
+table, so that a concurrent first binding is not overwritten). Only the embedded mode uses
+this; with REDIS_URL set, Redis is the broker.
 """
 
 from __future__ import annotations
@@ -25,11 +27,25 @@ class Channel(filesystem.Channel):
         try:
             with open(staging, "wb") as handle:
                 handle.write(str_to_bytes(dumps(payload)))
-                handle.flush()
-                os.fsync(handle.fileno())
             os.replace(staging, final)
         except OSError as exc:
             raise filesystem.ChannelError(f"Cannot add file {final!r} to directory") from exc
+
+    def _queue_bind(self, exchange, routing_key, pattern, queue):
+        table = self._exchange_file(exchange)
+        self.control_folder.mkdir(parents=True, exist_ok=True)
+        if not table.exists():
+            binding = filesystem.exchange_queue_t(routing_key or "", pattern or "", queue or "")
+            staging = table.with_name(f"{table.name}.{uuid.uuid4()}.partial")
+            staging.write_bytes(str_to_bytes(dumps([binding])))
+            try:
+                os.link(staging, table)
+                return
+            except FileExistsError:
+                pass  # another process created it first: add ours under its lock below
+            finally:
+                staging.unlink(missing_ok=True)
+        super()._queue_bind(exchange, routing_key, pattern, queue)
 
 
 class Transport(filesystem.Transport):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import os
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
@@ -10,7 +11,13 @@ from django.db.migrations.executor import MigrationExecutor
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.http import require_safe
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    generate_latest,
+    multiprocess,
+)
 from prometheus_client.core import GaugeMetricFamily
 
 from opsportal.api.problems import problem_response
@@ -115,6 +122,11 @@ def metrics(request: HttpRequest) -> HttpResponse:
 
     registry = CollectorRegistry()
     registry.register(_DatabaseCollector())
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        process_registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(process_registry)
+    else:
+        process_registry = REGISTRY
     with all_tenants_context():
-        body = generate_latest(REGISTRY) + generate_latest(registry)
+        body = generate_latest(process_registry) + generate_latest(registry)
     return HttpResponse(body, content_type=CONTENT_TYPE_LATEST)

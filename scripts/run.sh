@@ -12,10 +12,12 @@ stop() {
 }
 trap stop INT TERM EXIT
 mkdir -p var
+# Request metrics from both gunicorn workers are merged through this folder (fresh each start).
+export PROMETHEUS_MULTIPROC_DIR="$PWD/var/prometheus"
+rm -rf "$PROMETHEUS_MULTIPROC_DIR" && mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
 $PY/celery -A opsportal worker --loglevel=INFO --concurrency=2 >var/worker.log 2>&1 & pids+=($!)
 $PY/celery -A opsportal beat --loglevel=INFO --pidfile= >var/beat.log 2>&1 & pids+=($!)
-$PY/gunicorn opsportal.wsgi:application --bind "${BIND:-127.0.0.1:8000}" --workers 2 \
-  --access-logfile - >var/web.log 2>&1 & pids+=($!)
+$PY/gunicorn opsportal.wsgi:application --config gunicorn.conf.py >var/web.log 2>&1 & pids+=($!)
 for _ in $(seq 1 60); do
   curl -fsS "http://${BIND:-127.0.0.1:8000}/healthz" >/dev/null 2>&1 && break
   sleep 0.5

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from apps.audit.hashing import event_fields, event_hash, sha256_of, to_json_value
 from apps.audit.models import AuditChain, AuditEvent, EvidenceArtifact
+from apps.tenancy.rls import all_tenants_context
 from opsportal.context import current_actor, current_request_id
 
 logger = logging.getLogger(__name__)
@@ -46,11 +47,16 @@ def record_event(
     before: dict | None = None,
     after: dict | None = None,
 ) -> AuditEvent:
-    """Append one event to the tenant's chain. Call inside the transaction of the change."""
+    """Append one event to the tenant's chain. Call inside the transaction of the change.
+
+    The append runs with every chain in scope: the business write was already checked by its
+    own table's policy, and a superuser's or a system job's change may belong to another
+    tenant's chain (or the system chain) than the request's scope.
+    """
     actor = current_actor()
     if target is not None:
         target_type, target_id = target._meta.label_lower, target.pk
-    with transaction.atomic():
+    with transaction.atomic(), all_tenants_context():
         chain = _locked_chain(tenant_id)
         event = AuditEvent(
             chain=chain.key,

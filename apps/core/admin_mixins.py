@@ -13,6 +13,21 @@ class TenantScopedAdmin(admin.ModelAdmin):
             return queryset.for_tenant(tenant)
         return queryset if request.user.is_superuser else queryset.none()
 
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        """New rows can only go to the active tenant (or any, for a superuser in "all")."""
+        if db_field.name == "tenant":
+            from apps.tenancy.models import Tenant
+            from apps.tenancy.selectors import tenants_of
+
+            tenant = getattr(request, "tenant", None)
+            if tenant is not None:
+                kwargs["queryset"] = Tenant.objects.filter(pk=tenant.pk)
+            else:
+                kwargs["queryset"] = Tenant.objects.filter(
+                    pk__in=[t.pk for t in tenants_of(request.user)]
+                )
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
 
 class ReadOnlyAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):

@@ -17,7 +17,6 @@ from opsportal.context import current_request_id
 logger = logging.getLogger(__name__)
 
 BEAT_HEARTBEAT = "beat"
-IDEMPOTENCY_TTL = timedelta(hours=24)
 
 
 def enqueue(task_name: str, **kwargs: Any) -> OutboxMessage:
@@ -91,6 +90,8 @@ def record_task_outcome(task_name: str, state: str) -> None:
 
 
 def purge_idempotency_records() -> int:
-    cutoff = timezone.now() - IDEMPOTENCY_TTL
+    from opsportal.api.idempotency import TTL
+
+    cutoff = timezone.now() - TTL
     deleted, _ = IdempotencyRecord.objects.filter(Q(created_at__lt=cutoff)).delete()
     return deleted

@@ -10,7 +10,8 @@ from apps.audit.models import AuditChain, AuditEvent
 from apps.core.models import Heartbeat, OutboxMessage
 from apps.core.overview import Tile, register_tile
 from apps.core.services import BEAT_HEARTBEAT
-from apps.tenancy.models import ApiToken, Membership, Tenant
+from apps.tenancy.models import ApiToken, Membership
+from apps.tenancy.selectors import tenants_of
 
 
 def _scoped(queryset, request):
@@ -24,7 +25,7 @@ def tenancy_tile(request) -> Tile:
     return Tile(
         title="Tenants & access",
         figures=[
-            ("tenants", str(Tenant.objects.count())),
+            ("tenants", str(len(tenants_of(request.user)))),
             ("members", str(_scoped(Membership.objects.all(), request).count())),
             ("active API tokens", str(tokens.count())),
         ],

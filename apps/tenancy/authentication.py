@@ -16,6 +16,7 @@ from rest_framework import authentication, exceptions
 
 from apps.tenancy import rls
 from apps.tenancy.models import ApiToken
+from opsportal.client_ip import client_ip
 from opsportal.context import Actor, _actor
 
 TOKEN_PREFIX = "ops_"  # noqa: S105  (a public marker, not a secret)
@@ -78,11 +79,7 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
             ApiToken._base_manager.filter(pk=token.pk).update(last_used_at=now)
         request._request.tenant = token.tenant
         request._request.tenant_role = token.role
-        _actor.set(
-            Actor(
-                token_id=token.pk, label=f"token:{token.name}", ip=request.META.get("REMOTE_ADDR")
-            )
-        )
+        _actor.set(Actor(token_id=token.pk, label=f"token:{token.name}", ip=client_ip(request)))
         return TokenUser(token), token
 
     def authenticate_header(self, request) -> str:

@@ -7,6 +7,7 @@ so a reused connection never carries a tenant into the next request.
 
 from apps.tenancy import rls
 from apps.tenancy.selectors import SESSION_KEY, tenants_of
+from opsportal.client_ip import client_ip
 from opsportal.context import Actor, _actor
 
 ALL_TENANTS = "all"
@@ -27,7 +28,7 @@ class AdminTenantMiddleware:
                     Actor(
                         user_id=user.pk,
                         label=user.get_username(),
-                        ip=request.META.get("REMOTE_ADDR"),
+                        ip=client_ip(request),
                     )
                 )
                 if request.path.startswith("/admin/"):

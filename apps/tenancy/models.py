@@ -11,6 +11,10 @@ from apps.tenancy.roles import Role
 from apps.tenancy.scoping import TenantOwned
 
 
+def default_time_zone() -> str:
+    return settings.DEFAULT_TENANT_TIME_ZONE
+
+
 def validate_time_zone(value: str) -> None:
     if value not in zoneinfo.available_timezones():
         raise ValidationError(f"Unknown time zone {value!r}.")
@@ -20,7 +24,7 @@ class Tenant(AuditedModel):
     slug = models.SlugField(max_length=63, unique=True)
     name = models.CharField(max_length=200)
     time_zone = models.CharField(
-        max_length=64, default="America/Edmonton", validators=[validate_time_zone]
+        max_length=64, default=default_time_zone, validators=[validate_time_zone]
     )
     version = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -11,14 +11,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.tenancy.authentication import TOKEN_PREFIX, hash_secret
-from apps.tenancy.models import ApiToken, Membership, Tenant
+from apps.tenancy.models import ApiToken, Membership, Tenant, default_time_zone
 from apps.tenancy.roles import Role
 from opsportal.api.locking import check_preconditions
 
 
 @transaction.atomic
-def create_tenant(*, slug: str, name: str, time_zone: str = "America/Edmonton") -> Tenant:
-    tenant = Tenant(slug=slug, name=name, time_zone=time_zone)
+def create_tenant(*, slug: str, name: str, time_zone: str | None = None) -> Tenant:
+    tenant = Tenant(slug=slug, name=name, time_zone=time_zone or default_time_zone())
     tenant.full_clean()
     tenant.save(audit_action="tenant.created")
     return tenant

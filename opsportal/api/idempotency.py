@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import functools
 import hashlib
+from datetime import timedelta
 
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 from rest_framework.response import Response
 
 from apps.core.models import IdempotencyRecord
@@ -19,6 +21,7 @@ from opsportal.api.problems import UnprocessableEntity
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
 REPLAYED_HEADER = "Idempotent-Replayed"
+TTL = timedelta(hours=24)
 _KEPT_HEADERS = ("Location", "ETag", "Content-Type")
 
 
@@ -62,8 +65,10 @@ def idempotent(view_method):
         endpoint = request.resolver_match.view_name or request.path
         request_hash = _request_hash(request)
         existing = IdempotencyRecord.objects.filter(
-            tenant=tenant, endpoint=endpoint, key=key
+            tenant=tenant, endpoint=endpoint, key=key, created_at__gte=timezone.now() - TTL
         ).first()
+        if existing is None:
+            IdempotencyRecord.objects.filter(tenant=tenant, endpoint=endpoint, key=key).delete()
         if existing:
             return _replay(existing, request_hash)
         try:

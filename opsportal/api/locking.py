@@ -10,7 +10,7 @@ from typing import Any
 
 from django.db.models import Model
 
-from opsportal.api.problems import Conflict, PreconditionFailed
+from opsportal.api.problems import Conflict, PreconditionFailed, PreconditionRequired
 
 
 def etag_for(instance: Model) -> str:
@@ -18,6 +18,9 @@ def etag_for(instance: Model) -> str:
 
 
 def check_preconditions(instance: Model, if_match: str | None, body_version: Any) -> None:
+    """An update must say which version it read: lost updates are refused, not merged."""
+    if not if_match and body_version is None:
+        raise PreconditionRequired()
     if (
         if_match
         and if_match.strip() != "*"

@@ -63,6 +63,12 @@ class PreconditionFailed(exceptions.APIException):
     default_code = "precondition_failed"
 
 
+class PreconditionRequired(exceptions.APIException):
+    status_code = 428
+    default_detail = "Send the current `version` in the body or an `If-Match` ETag."
+    default_code = "precondition_required"
+
+
 class UnprocessableEntity(exceptions.APIException):
     status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
     default_detail = "The request is well-formed but cannot be processed."
@@ -111,6 +117,8 @@ def problem_exception_handler(exc: Exception, context: dict) -> Response | None:
         detail, errors = "An unexpected error occurred; it has been logged.", {}
     else:
         detail, errors = _flatten_detail(getattr(exc, "detail", response.data))
+    if response.status_code == 503 and "Retry-After" not in response:
+        response["Retry-After"] = str(getattr(exc, "retry_after", 30))
     response.data = problem_body(response.status_code, detail, errors)
     response.content_type = PROBLEM_CONTENT_TYPE
     return response

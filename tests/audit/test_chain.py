@@ -163,3 +163,46 @@ def test_export_audit_writes_lines_and_a_manifest(tenant, tmp_path):
     manifest = json.loads(out.with_suffix(".manifest.json").read_text())
     assert manifest["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
     assert manifest["events"] == len(lines)
+
+
+def test_removed_tail_events_are_caught_by_the_head(tenant):
+    for i in range(3):
+        record_event(tenant_id=tenant.pk, action=f"test.{i}", target_type="x", target_id=i)
+    last = AuditEvent.objects.filter(chain=f"tenant:{tenant.pk}").order_by("-seq").first()
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            cursor.execute("ALTER TABLE audit_auditevent DISABLE TRIGGER USER")
+        else:
+            cursor.execute("DROP TRIGGER IF EXISTS audit_event_no_delete")
+        cursor.execute("DELETE FROM audit_auditevent WHERE id = %s", [last.pk])
+    result = verify_chains()
+    assert f"head says #{last.seq} but the chain ends at #{last.seq - 1}" in result.problems[0]
+
+
+def test_users_and_schedules_changed_outside_services_are_audited(db, django_user_model):
+    from django_celery_beat.models import PeriodicTask
+
+    user = django_user_model.objects.create_user("auditor", password="x" * 16)
+    user.is_staff = True
+    user.save()
+    PeriodicTask.objects.filter(name="drain outbox").update(enabled=False)  # queryset: no signal
+    task = PeriodicTask.objects.get(name="drain outbox")
+    task.enabled = True
+    task.save()
+    created = AuditEvent.objects.get(action="user.created", target_id=str(user.pk))
+    assert "password" not in created.after and created.chain == "system"
+    updated = AuditEvent.objects.get(action="user.updated", target_id=str(user.pk))
+    assert (updated.before["is_staff"], updated.after["is_staff"]) == (False, True)
+    schedule = AuditEvent.objects.get(action="periodictask.updated", target_id=str(task.pk))
+    assert schedule.after["enabled"] is True
+    assert verify_chains().ok
+
+
+def test_daily_verification_is_kept_as_evidence(tenant):
+    from apps.audit.models import EvidenceArtifact
+    from apps.audit.tasks import verify_chains_task
+
+    assert verify_chains_task() is True
+    evidence = EvidenceArtifact.objects.get(kind="audit.verification")
+    assert evidence.content["ok"] is True and evidence.content["verified"] > 0

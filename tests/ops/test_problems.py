@@ -128,3 +128,24 @@ def test_unhandled_error_is_500_problem(tenant, make_token, api, monkeypatch):
     client.raise_request_exception = False
     body = assert_problem(client.get("/api/v1/tenancy/me"), 500)
     assert "boom" not in body["detail"]
+
+
+def test_update_without_version_or_if_match_is_428(tenant, make_token, api):
+    client = api(make_token(tenant, Role.TENANT_ADMIN))
+    response = client.patch("/api/v1/tenancy/tenant", {"name": "Blind"}, format="json")
+    assert_problem(response, 428)
+    tenant.refresh_from_db()
+    assert tenant.name == "Acme"
+
+
+def test_dependency_down_is_503_with_retry_after(tenant, make_token, api, monkeypatch):
+    from apps.tenancy import api as tenancy_api
+    from opsportal.api.problems import ServiceUnavailable
+
+    def unavailable(self, request):
+        raise ServiceUnavailable("The broker is down.")
+
+    monkeypatch.setattr(tenancy_api.WhoAmIView, "get", unavailable)
+    response = api(make_token(tenant)).get("/api/v1/tenancy/me")
+    assert_problem(response, 503)
+    assert int(response["Retry-After"]) > 0

@@ -136,3 +136,44 @@ def test_lists_read_from_the_replica_under_the_same_rls_scope(tenant, other_tena
     )
     outcome = json.loads(result.stdout.strip().splitlines()[-1])
     assert outcome == {"status": 200, "periods": ["a"], "replica_used": True}, result.stderr
+
+
+@pytest.mark.postgres
+def test_a_superuser_scoped_to_one_tenant_can_still_create_another(tenant, app_role):
+    """The new tenant's audit event goes to its own chain, outside the request's scope."""
+    from apps.audit.models import AuditEvent
+    from apps.tenancy.services import create_tenant
+
+    with rls.tenant_context(tenant):
+        created = create_tenant(slug="initech", name="Initech")
+    with rls.all_tenants_context():
+        event = AuditEvent.objects.get(action="tenant.created", tenant=created)
+    assert event.chain == f"tenant:{created.pk}"
+
+
+def test_audit_actor_ip_honours_only_trusted_proxies(tenant, make_token, api, settings):
+    from apps.audit.models import AuditEvent
+
+    client = api(make_token(tenant, "ci"))
+    body = {"kind": "k", "content": {}}
+    client.post(
+        "/api/v1/audit/evidence",
+        body,
+        format="json",
+        HTTP_X_FORWARDED_FOR="6.6.6.6",
+        REMOTE_ADDR="10.0.0.9",
+    )
+    settings.TRUSTED_PROXY_COUNT = 1
+    client.post(
+        "/api/v1/audit/evidence",
+        body,
+        format="json",
+        HTTP_X_FORWARDED_FOR="6.6.6.6, 203.0.113.7",
+        REMOTE_ADDR="10.0.0.9",
+    )
+    ips = list(
+        AuditEvent.objects.filter(action="evidence.stored")
+        .order_by("id")
+        .values_list("ip", flat=True)
+    )
+    assert ips == ["10.0.0.9", "203.0.113.7"]

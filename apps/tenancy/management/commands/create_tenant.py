@@ -11,7 +11,7 @@ class Command(SystemCommand):
     def add_arguments(self, parser):
         parser.add_argument("slug")
         parser.add_argument("--name", default="")
-        parser.add_argument("--time-zone", default="America/Edmonton")
+        parser.add_argument("--time-zone", default=None, help="default: DEFAULT_TENANT_TIME_ZONE")
 
     def handle(self, *args, **options):
         try:
