@@ -23,6 +23,11 @@ SCHEDULES: list[dict] = [
         "task": "audit.record_checkpoint",
         "crontab": {"minute": "5", "hour": "0"},
     },
+    {
+        "name": "audit chain verification",
+        "task": "audit.verify_chains",
+        "crontab": {"minute": "15", "hour": "0"},
+    },
 ]
 
 
