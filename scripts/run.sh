@@ -7,8 +7,13 @@ pids=()
 stop() {
   trap - INT TERM EXIT
   echo; echo "stopping web, worker and beat..."
-  kill "${pids[@]}" 2>/dev/null || true
-  wait "${pids[@]}" 2>/dev/null || true
+  kill -TERM "${pids[@]}" 2>/dev/null || true
+  for _ in $(seq 1 20); do  # a warm shutdown lets running tasks finish (acks_late)
+    kill -0 "${pids[@]}" 2>/dev/null || break
+    sleep 0.5
+  done
+  kill -KILL "${pids[@]}" 2>/dev/null || true
+  wait 2>/dev/null || true
 }
 trap stop INT TERM EXIT
 mkdir -p var
