@@ -46,3 +46,10 @@ def _clear_request_id(task_id=None, state=None, task=None, **_kwargs):
     from apps.core.services import record_task_outcome
 
     record_task_outcome(task.name, state or "UNKNOWN")
+
+
+@signals.beat_init.connect
+def _first_heartbeat(sender=None, **_kwargs):
+    """Beat's first heartbeat goes out at start, not one interval later, so /readyz turns green
+    as soon as beat, broker and a worker are all up."""
+    sender.app.send_task("core.beat_heartbeat")
