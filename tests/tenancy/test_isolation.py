@@ -177,3 +177,15 @@ def test_audit_actor_ip_honours_only_trusted_proxies(tenant, make_token, api, se
         .values_list("ip", flat=True)
     )
     assert ips == ["10.0.0.9", "203.0.113.7"]
+
+
+def test_lists_use_cursor_pagination(tenant, make_token, api):
+    for period in ("p1", "p2", "p3"):
+        store_evidence(tenant_id=tenant.pk, kind="report", period=period, content={})
+    client = api(make_token(tenant))
+    first = client.get("/api/v1/audit/evidence?page_size=2").json()
+    assert [row["period"] for row in first["results"]] == ["p3", "p2"]
+    assert "cursor=" in first["next"] and "offset" not in first["next"]
+    second = client.get(first["next"]).json()
+    assert [row["period"] for row in second["results"]] == ["p1"]
+    assert second["next"] is None
