@@ -32,14 +32,19 @@ def _remember_before(sender, instance, **kwargs) -> None:
     if instance.pk is None:
         instance._audit_before = None
         return
-    instance._audit_before = (
-        sender._base_manager.filter(pk=instance.pk).values(*_fields(instance)).first()
-    )
+    stored = sender._base_manager.filter(pk=instance.pk)
+    instance._audit_before = stored.values(*_fields(instance)).first()
+    if hasattr(instance, "password"):
+        # Only whether the password changed is recorded, never the hash itself.
+        old_hash = stored.values_list("password", flat=True).first()
+        instance._audit_password_changed = old_hash != instance.password
 
 
 def _record_save(sender, instance, created, update_fields=None, **kwargs) -> None:
     before = getattr(instance, "_audit_before", None)
     after = _snapshot(instance)
+    if not created and getattr(instance, "_audit_password_changed", False):
+        after["password_changed"] = True
     if not created and before == after:
         return  # e.g. last_login bumps: not a change worth an audit event
     name = instance._meta.model_name

@@ -206,3 +206,25 @@ def test_daily_verification_is_kept_as_evidence(tenant):
     assert verify_chains_task() is True
     evidence = EvidenceArtifact.objects.get(kind="audit.verification")
     assert evidence.content["ok"] is True and evidence.content["verified"] > 0
+
+
+def test_a_chain_whose_events_were_all_deleted_is_named(tenant):
+    chain = f"tenant:{tenant.pk}"
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            cursor.execute("ALTER TABLE audit_auditevent DISABLE TRIGGER USER")
+        else:
+            cursor.execute("DROP TRIGGER IF EXISTS audit_event_no_delete")
+        cursor.execute("DELETE FROM audit_auditevent WHERE chain = %s", [chain])
+    result = verify_chains()
+    assert any(p.startswith(f"chain {chain}: head says") for p in result.problems)
+
+
+def test_password_changes_are_audited_without_the_hash(db, django_user_model):
+    user = django_user_model.objects.create_user("pw", password="first-password-123")
+    user.set_password("second-password-456")
+    user.save()
+    event = AuditEvent.objects.get(action="user.updated", target_id=str(user.pk))
+    assert event.after["password_changed"] is True
+    assert user.password not in json.dumps(event.after) + json.dumps(event.before)
