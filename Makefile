@@ -44,7 +44,7 @@ fmt: $(VENV_STAMP)
 
 bench: $(VENV_STAMP)
 	@mkdir -p var/test bench/results
-	for b in bench/*.py; do $(TEST_ENV) $(PY) $$b || exit 1; done
+	for b in bench/[!_]*.py; do $(TEST_ENV) $(PY) $$b || exit 1; done
 
 clean:
 	rm -rf var .venv

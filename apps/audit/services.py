@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from contextlib import nullcontext
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from django.utils import timezone
 
 from apps.audit.hashing import event_fields, event_hash, sha256_of, to_json_value
 from apps.audit.models import AuditChain, AuditEvent, EvidenceArtifact
-from apps.tenancy.rls import all_tenants_context
+from apps.tenancy.rls import all_tenants_context, current_state
 from opsportal.context import current_actor, current_request_id
 
 logger = logging.getLogger(__name__)
@@ -37,6 +38,14 @@ def _locked_chain(tenant_id: int | None) -> AuditChain:
     return chain
 
 
+def _scope_covering(tenant_id: int | None):
+    """The current scope if it already covers this chain (the usual case), else every chain."""
+    tenant_scope, all_tenants = current_state()
+    if all_tenants == "on" or (tenant_id is not None and tenant_scope == str(tenant_id)):
+        return nullcontext()
+    return all_tenants_context()
+
+
 def record_event(
     *,
     tenant_id: int | None,
@@ -56,7 +65,7 @@ def record_event(
     actor = current_actor()
     if target is not None:
         target_type, target_id = target._meta.label_lower, target.pk
-    with transaction.atomic(), all_tenants_context():
+    with transaction.atomic(savepoint=False), _scope_covering(tenant_id):
         chain = _locked_chain(tenant_id)
         event = AuditEvent(
             chain=chain.key,
@@ -85,7 +94,7 @@ def store_evidence(
     *, tenant_id: int | None, kind: str, content: dict, period: str = ""
 ) -> EvidenceArtifact:
     """Keep a report or drill result as evidence, hashed and audited."""
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         artifact = EvidenceArtifact.objects.create(
             tenant_id=tenant_id,
             kind=kind,

@@ -13,6 +13,11 @@ from opsportal.context import Actor, _actor
 ALL_TENANTS = "all"
 
 
+def act_as_user(request, user) -> None:
+    """Make a logged-in browser user the actor of everything audited in this request."""
+    _actor.set(Actor(user_id=user.pk, label=user.get_username(), ip=client_ip(request)))
+
+
 class AdminTenantMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
@@ -22,17 +27,12 @@ class AdminTenantMiddleware:
         request.tenant_role = None
         reset_actor = _actor.set(None)
         try:
-            user = getattr(request, "user", None)
+            # Only admin pages are scoped here: API views authenticate (and scope) themselves,
+            # and probes like /healthz should not pay for a session lookup.
+            user = getattr(request, "user", None) if request.path.startswith("/admin/") else None
             if user is not None and user.is_authenticated:
-                _actor.set(
-                    Actor(
-                        user_id=user.pk,
-                        label=user.get_username(),
-                        ip=client_ip(request),
-                    )
-                )
-                if request.path.startswith("/admin/"):
-                    self._scope_admin(request, user)
+                act_as_user(request, user)
+                self._scope_admin(request, user)
             return self.get_response(request)
         finally:
             _actor.reset(reset_actor)

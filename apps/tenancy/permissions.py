@@ -27,6 +27,9 @@ class HasTenantRole(BasePermission):
             return False
         role = getattr(request._request, "tenant_role", None)
         if role is None and getattr(request.user, "pk", None):
+            from apps.tenancy.middleware import act_as_user
+
+            act_as_user(request, request.user)
             tenant, role = role_in_tenant(request.user, request._request)
             request._request.tenant = tenant
             request._request.tenant_role = role

@@ -1,8 +1,10 @@
 """`Idempotency-Key` for creating POSTs.
 
-The record is inserted in the same transaction as the view's writes. A concurrent request with the
-same key blocks on the unique index until the first one commits, then replays its response, so two
-racing duplicates execute once. Records live 24 h (purged hourly by beat).
+A known key replays its stored response. Otherwise the view runs and the record (with the
+response) is inserted last, in the same transaction as the view's writes. A concurrent request
+with the same key blocks on the unique index until the first commits, then rolls back everything
+it did and replays the first response: effects are committed once. Records live 24 h (purged
+hourly by beat; an expired key is reusable).
 """
 
 from __future__ import annotations
@@ -65,40 +67,39 @@ def idempotent(view_method):
         endpoint = request.resolver_match.view_name or request.path
         request_hash = _request_hash(request)
         existing = IdempotencyRecord.objects.filter(
-            tenant=tenant, endpoint=endpoint, key=key, created_at__gte=timezone.now() - TTL
+            tenant=tenant, endpoint=endpoint, key=key
         ).first()
-        if existing is None:
-            IdempotencyRecord.objects.filter(tenant=tenant, endpoint=endpoint, key=key).delete()
-        if existing:
-            return _replay(existing, request_hash)
+        if existing is not None:
+            if existing.created_at >= timezone.now() - TTL:
+                return _replay(existing, request_hash)
+            existing.delete()  # expired: the key may be used afresh
         try:
             with transaction.atomic():
-                try:
-                    with transaction.atomic():
-                        record = IdempotencyRecord.objects.create(
-                            tenant=tenant,
-                            endpoint=endpoint,
-                            key=key,
-                            request_hash=request_hash,
-                            response_status=0,
-                        )
-                except IntegrityError:
-                    # Another request with this key committed while we waited on the index.
-                    winner = IdempotencyRecord.objects.get(
-                        tenant=tenant, endpoint=endpoint, key=key
-                    )
-                    raise _Rollback(_replay(winner, request_hash)) from None
                 response = view_method(self, request, *args, **kwargs)
                 if response.status_code >= 400:
                     raise _Rollback(response)
-                record.response_status = response.status_code
-                record.response_body = response.data
-                record.response_headers = {
-                    name: response[name] for name in _KEPT_HEADERS if name in response
-                }
-                record.save(update_fields=["response_status", "response_body", "response_headers"])
+                # Claimed last, in the same transaction: a concurrent duplicate blocks on the
+                # unique index here until the first commits, then fails and replays it.
+                IdempotencyRecord.objects.create(
+                    tenant=tenant,
+                    endpoint=endpoint,
+                    key=key,
+                    request_hash=request_hash,
+                    response_status=response.status_code,
+                    response_body=response.data,
+                    response_headers={
+                        name: response[name] for name in _KEPT_HEADERS if name in response
+                    },
+                )
                 return response
         except _Rollback as rollback:
             return rollback.response
+        except IntegrityError:
+            winner = IdempotencyRecord.objects.filter(
+                tenant=tenant, endpoint=endpoint, key=key
+            ).first()
+            if winner is None:
+                raise  # a conflict of the view's own, not a duplicate request
+            return _replay(winner, request_hash)
 
     return wrapper

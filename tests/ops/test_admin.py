@@ -59,3 +59,22 @@ def test_openapi_schema_is_generated_and_served():
     assert schema["components"]["securitySchemes"]["bearerToken"]["scheme"] == "bearer"
     docs = Client().get("/api/docs/")
     assert docs.status_code == 200 and b"swagger" in docs.content.lower()
+
+
+def test_session_api_calls_are_audited_as_the_user(staff, tenant):
+    from django.test import Client
+
+    from apps.audit.models import AuditEvent
+    from apps.tenancy.services import add_member
+
+    add_member(tenant=tenant, user=staff, role=Role.TENANT_ADMIN)
+    client = Client()
+    client.force_login(staff)
+    response = client.patch(
+        "/api/v1/tenancy/tenant",
+        {"name": "Via session", "version": 1},
+        content_type="application/json",
+    )
+    assert response.status_code == 200, response.content
+    event = AuditEvent.objects.get(action="tenant.updated")
+    assert (event.actor_user_id, event.actor_label) == (staff.pk, "staff")
