@@ -15,6 +15,15 @@ LATENCY = Histogram(
 )
 
 
+_children: dict[tuple[str, str, int], tuple] = {}
+
+
 def observe_request(route: str, method: str, status: int, seconds: float) -> None:
-    REQUESTS.labels(route, method, str(status)).inc()
-    LATENCY.labels(route, method).observe(seconds)
+    """Count and time one request; label children are cached (labels() is not free)."""
+    key = (route, method, status)
+    children = _children.get(key)
+    if children is None:
+        children = (REQUESTS.labels(route, method, str(status)), LATENCY.labels(route, method))
+        _children[key] = children
+    children[0].inc()
+    children[1].observe(seconds)

@@ -5,7 +5,10 @@ from __future__ import annotations
 import re
 import time
 
+from csp.middleware import CSPMiddleware
+from csp.utils import build_policy
 from django.conf import settings
+from django.contrib.messages.middleware import MessageMiddleware
 from django.http import HttpRequest, HttpResponse
 
 from opsportal import metrics
@@ -22,7 +25,8 @@ class RequestIDMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        incoming = request.headers.get("X-Request-ID", "")
+        # META, not request.headers: building the headers mapping costs more than the rest here.
+        incoming = request.META.get("HTTP_X_REQUEST_ID", "")
         request_id = incoming if _VALID_REQUEST_ID.match(incoming) else new_request_id()
         request.request_id = request_id
         token = set_request_id(request_id)
@@ -93,3 +97,39 @@ class ProblemDocumentMiddleware:
             if header in response:
                 problem[header] = response[header]
         return problem
+
+
+class AdminOnlyMessageMiddleware(MessageMiddleware):
+    """Django's messages framework, set up only where it is used: the admin pages."""
+
+    def process_request(self, request):
+        if request.path_info.startswith("/admin/"):
+            super().process_request(request)
+
+    def process_response(self, request, response):
+        if hasattr(request, "_messages"):
+            return super().process_response(request, response)
+        return response
+
+
+class StaticCSPMiddleware(CSPMiddleware):
+    """django-csp with the header built once.
+
+    The portal's policy is static (no nonces, no per-view overrides), so rebuilding it for every
+    response was the most expensive middleware on the request floor (docs/performance.md).
+    Responses that do carry per-view CSP settings or a nonce still get django-csp's full path.
+    """
+
+    _PER_RESPONSE = ("_csp_exempt", "_csp_config", "_csp_update", "_csp_replace")
+    _header: str | None = None
+
+    def process_response(self, request, response):
+        if any(hasattr(response, name) for name in self._PER_RESPONSE) or getattr(
+            request, "_csp_nonce", None
+        ):
+            return super().process_response(request, response)
+        if "Content-Security-Policy" not in response:
+            if StaticCSPMiddleware._header is None:
+                StaticCSPMiddleware._header = build_policy()
+            response["Content-Security-Policy"] = StaticCSPMiddleware._header
+        return response

@@ -71,9 +71,9 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "apps.tenancy.middleware.AdminTenantMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "opsportal.middleware.AdminOnlyMessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "csp.middleware.CSPMiddleware",
+    "opsportal.middleware.StaticCSPMiddleware",
     "axes.middleware.AxesMiddleware",
 ]
 

@@ -78,3 +78,25 @@ def test_session_api_calls_are_audited_as_the_user(staff, tenant):
     assert response.status_code == 200, response.content
     event = AuditEvent.objects.get(action="tenant.updated")
     assert (event.actor_user_id, event.actor_label) == (staff.pk, "staff")
+
+
+def test_admin_creates_a_token_and_shows_it_once(django_user_model, tenant):
+    from apps.tenancy.models import ApiToken
+
+    admin = django_user_model.objects.create_superuser("root", "r@example.com", PASSWORD)
+    client = Client()
+    client.force_login(admin)
+    response = client.post(
+        "/admin/tenancy/apitoken/add/",
+        {"tenant": tenant.pk, "name": "deploy-bot", "role": "ci"},
+        follow=True,
+    )
+    assert response.status_code == 200
+    shown = [str(m) for m in response.context["messages"]]
+    assert any("will not be shown again: ops_" in m for m in shown), shown
+    token = ApiToken.objects.get(name="deploy-bot")
+    plaintext = next(m for m in shown if "ops_" in m).split(": ")[-1]
+    assert plaintext.startswith(f"ops_{token.prefix}_")
+    assert plaintext.split("_", 2)[2] not in token.secret_hash
+    listing = client.get("/admin/tenancy/apitoken/")
+    assert plaintext.encode() not in listing.content
