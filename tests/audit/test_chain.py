@@ -100,8 +100,9 @@ def _edit_behind_the_triggers_back(sql: str, params: list) -> None:
             cursor.execute("ALTER TABLE audit_auditevent DISABLE TRIGGER USER")
             cursor.execute(sql, params)
             cursor.execute("ALTER TABLE audit_auditevent ENABLE TRIGGER USER")
-        else:
+        else:  # SQLite: the test's transaction restores the dropped triggers
             cursor.execute("DROP TRIGGER IF EXISTS audit_event_no_update")
+            cursor.execute("DROP TRIGGER IF EXISTS audit_event_no_delete")
             cursor.execute(sql, params)
 
 
@@ -169,13 +170,7 @@ def test_removed_tail_events_are_caught_by_the_head(tenant):
     for i in range(3):
         record_event(tenant_id=tenant.pk, action=f"test.{i}", target_type="x", target_id=i)
     last = AuditEvent.objects.filter(chain=f"tenant:{tenant.pk}").order_by("-seq").first()
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-            cursor.execute("ALTER TABLE audit_auditevent DISABLE TRIGGER USER")
-        else:
-            cursor.execute("DROP TRIGGER IF EXISTS audit_event_no_delete")
-        cursor.execute("DELETE FROM audit_auditevent WHERE id = %s", [last.pk])
+    _edit_behind_the_triggers_back("DELETE FROM audit_auditevent WHERE id = %s", [last.pk])
     result = verify_chains()
     assert f"head says #{last.seq} but the chain ends at #{last.seq - 1}" in result.problems[0]
 
@@ -210,13 +205,7 @@ def test_daily_verification_is_kept_as_evidence(tenant):
 
 def test_a_chain_whose_events_were_all_deleted_is_named(tenant):
     chain = f"tenant:{tenant.pk}"
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-            cursor.execute("ALTER TABLE audit_auditevent DISABLE TRIGGER USER")
-        else:
-            cursor.execute("DROP TRIGGER IF EXISTS audit_event_no_delete")
-        cursor.execute("DELETE FROM audit_auditevent WHERE chain = %s", [chain])
+    _edit_behind_the_triggers_back("DELETE FROM audit_auditevent WHERE chain = %s", [chain])
     result = verify_chains()
     assert any(p.startswith(f"chain {chain}: head says") for p in result.problems)
 

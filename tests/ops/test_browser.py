@@ -116,13 +116,19 @@ def demo_data(django_user_model):
     return admin
 
 
-def test_admin_login_overview_and_tenant_switch(demo_data, portal_url, browser):
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
-    page.goto(f"{portal_url}/admin/")
+def _logged_in_page(browser, url: str, ready_selector: str, height: int = 800):
+    """A new page that logs into the admin on its way to `url` and waits until it shows."""
+    page = browser.new_page(viewport={"width": 1280, "height": height})
+    page.goto(url)
     page.fill("#id_username", "admin")
     page.fill("#id_password", PASSWORD)
     page.click("input[type=submit]")
-    page.wait_for_selector(".ops-overview")
+    page.wait_for_selector(ready_selector)
+    return page
+
+
+def test_admin_login_overview_and_tenant_switch(demo_data, portal_url, browser):
+    page = _logged_in_page(browser, f"{portal_url}/admin/", ".ops-overview", height=900)
     assert page.title().startswith("Operations overview")
     tiles = page.locator(".ops-tile h2").all_inner_texts()
     assert {"Tenants & access", "Audit trail", "Workers & outbox"} <= set(tiles)
@@ -144,12 +150,7 @@ def test_admin_login_overview_and_tenant_switch(demo_data, portal_url, browser):
 
 
 def test_audit_trail_and_api_docs_render(demo_data, portal_url, browser):
-    page = browser.new_page(viewport={"width": 1280, "height": 800})
-    page.goto(f"{portal_url}/admin/login/?next=/admin/audit/auditevent/")
-    page.fill("#id_username", "admin")
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_selector("#result_list")
+    page = _logged_in_page(browser, f"{portal_url}/admin/audit/auditevent/", "#result_list")
     actions = page.locator("#result_list td.field-action").all_inner_texts()
     assert "evidence.stored" in actions and "tenant.created" in actions
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
