@@ -21,6 +21,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 
 from opsportal.api.problems import problem_response
+from opsportal.metrics import database_collectors
 
 
 @require_safe
@@ -108,6 +109,19 @@ class _DatabaseCollector:
         yield outcomes
 
 
+class _Guarded:
+    """A domain collector whose failure (database down) drops its figures, not the scrape."""
+
+    def __init__(self, collector):
+        self.collector = collector
+
+    def collect(self):
+        try:
+            return list(self.collector.collect())
+        except Exception:
+            return []
+
+
 @require_safe
 def metrics(request: HttpRequest) -> HttpResponse:
     if settings.METRICS_TOKEN:
@@ -122,6 +136,8 @@ def metrics(request: HttpRequest) -> HttpResponse:
 
     registry = CollectorRegistry()
     registry.register(_DatabaseCollector())
+    for collector in database_collectors():
+        registry.register(_Guarded(collector))
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         process_registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(process_registry)

@@ -27,3 +27,15 @@ def observe_request(route: str, method: str, status: int, seconds: float) -> Non
         _children[key] = children
     children[0].inc()
     children[1].observe(seconds)
+
+
+_database_collectors: list = []
+
+
+def register_database_collector(collector) -> None:
+    """Domain apps add collectors that read their figures from the database at scrape time."""
+    _database_collectors.append(collector)
+
+
+def database_collectors() -> list:
+    return list(_database_collectors)

@@ -229,6 +229,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "AlertTierEnum": "apps.alerts.models.Tier",
+        "AlertStatusEnum": "apps.alerts.models.AlertStatus",
+        "DeliveryStatusEnum": "apps.alerts.models.DeliveryStatus",
+    },
 }
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
@@ -278,6 +283,22 @@ BEAT_HEARTBEAT_MAX_AGE_SECONDS = env.int("BEAT_HEARTBEAT_MAX_AGE_SECONDS", defau
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="opsportal@localhost")
+
+# --- Secrets at rest and alerts ----------------------------------------------------------------
+FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[])
+PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
+ALERT_DELIVERY_TIMEOUT_SECONDS = env.float("ALERT_DELIVERY_TIMEOUT_SECONDS", default=5.0)
+ALERT_DELIVERY_MAX_ATTEMPTS = env.int("ALERT_DELIVERY_MAX_ATTEMPTS", default=5)
+ALERT_RETRY_BASE_SECONDS = env.float("ALERT_RETRY_BASE_SECONDS", default=2.0)
+ALERT_RETRY_MAX_SECONDS = env.float("ALERT_RETRY_MAX_SECONDS", default=300.0)
+ALERT_BREAKER_FAILURE_THRESHOLD = env.int("ALERT_BREAKER_FAILURE_THRESHOLD", default=5)
+ALERT_BREAKER_OPEN_SECONDS = env.float("ALERT_BREAKER_OPEN_SECONDS", default=60.0)
+ALERT_DLQ_ALERT_THRESHOLD = env.int("ALERT_DLQ_ALERT_THRESHOLD", default=20)
+ALERT_ACK_LINK_MAX_AGE_SECONDS = env.int("ALERT_ACK_LINK_MAX_AGE_SECONDS", default=7 * 24 * 3600)
+ALERT_BLOCK_PRIVATE_TARGETS = env.bool("ALERT_BLOCK_PRIVATE_TARGETS", default=False)
+PAGERDUTY_EVENTS_URL = env.str(
+    "PAGERDUTY_EVENTS_URL", default="https://events.pagerduty.com/v2/enqueue"
+)
 
 # --- Logging ----------------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

@@ -112,3 +112,15 @@ def api():
         return c
 
     return client
+
+
+@pytest.fixture
+def worker_queue(monkeypatch):
+    """A queue of this test's own, so no other worker on the broker takes its tasks."""
+    import uuid
+
+    from opsportal.celery import app as celery_app
+
+    queue = f"test-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setattr(celery_app.conf, "task_default_queue", queue)
+    return queue

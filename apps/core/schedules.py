@@ -18,6 +18,8 @@ SCHEDULES: list[dict] = [
         "task": "core.purge_idempotency_records",
         "crontab": {"minute": "17", "hour": "*"},
     },
+    {"name": "alert tick", "task": "alerts.tick", "every_seconds": 60},
+    {"name": "alert delivery sweeper", "task": "alerts.dispatch_due", "every_seconds": 15},
     {
         "name": "audit head checkpoint",
         "task": "audit.record_checkpoint",

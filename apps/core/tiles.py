@@ -72,7 +72,6 @@ _PLANNED = [
     ("Feature flags", "flags, kill switches, OFREP"),
     ("Privacy requests", "DSRs against statutory deadlines"),
     ("SLOs", "error budgets and burn-rate alerts"),
-    ("Alerts", "routing, escalation, delivery"),
     ("DR drills", "restores proven weekly"),
 ]
 

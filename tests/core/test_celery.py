@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
-import uuid
 from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django_celery_beat.models import PeriodicTask
 
 from apps.audit.models import AuditEvent
@@ -20,6 +16,7 @@ from apps.core.models import OutboxMessage
 from apps.core.schedules import SCHEDULES
 from opsportal.celery import app as celery_app
 from opsportal.context import reset_request_id, set_request_id
+from tests.worker import _start_worker, _stop, _wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 needs_redis = pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs REDIS_URL")
@@ -42,72 +39,8 @@ def test_sync_keeps_an_operators_edit():
     assert PeriodicTask.objects.get(name="drain outbox").enabled is False
 
 
-def _worker_env(queue: str, broker: str) -> dict[str, str]:
-    db = connection.settings_dict
-    env = {**os.environ, "CELERY_QUEUE": queue, "CELERY_BROKER_URL": broker}
-    if connection.vendor == "postgresql":
-        env["DATABASE_URL"] = (
-            f"postgresql://{settings.DATABASE_APP_ROLE}@{db['HOST'] or '127.0.0.1'}:"
-            f"{db['PORT'] or 5432}/{db['NAME']}"
-        )
-    return env
-
-
-@pytest.fixture
-def worker_queue(monkeypatch):
-    """A queue of this test's own, so no other worker on the broker takes its tasks."""
-    queue = f"test-{uuid.uuid4().hex[:8]}"
-    monkeypatch.setattr(celery_app.conf, "task_default_queue", queue)
-    return queue
-
-
-def _start_worker(queue: str, broker: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "opsportal",
-            "worker",
-            "-P",
-            "solo",
-            "--without-heartbeat",
-            "--without-gossip",
-            "--without-mingle",
-            "-Q",
-            queue,
-            "--loglevel=WARNING",
-        ],
-        cwd=ROOT,
-        env=_worker_env(queue, broker),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
-
 def _task_event(outbox_id: int) -> AuditEvent | None:
     return AuditEvent.objects.filter(action="core.demo_task_ran", target_id=str(outbox_id)).first()
-
-
-def _wait_for(predicate, timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return False
-
-
-def _stop(worker: subprocess.Popen) -> str:
-    worker.terminate()
-    try:
-        output, _ = worker.communicate(timeout=15)
-    except subprocess.TimeoutExpired:
-        worker.kill()
-        output, _ = worker.communicate()
-    return output
 
 
 @needs_redis
