@@ -10,10 +10,14 @@
   within a channel requests go one after another, so the circuit breaker can stop a dead
   receiver after ALERT_BREAKER_FAILURE_THRESHOLD failures instead of after a whole batch.
   Threads do only I/O; every database read and write happens in the task's own thread.
-- A failure is retried with exponential backoff and jitter; 4xx answers other than 408/429 are
-  permanent (the request itself is wrong) and go straight to the dead-letter queue, as does a
-  delivery that used up its attempts. An open breaker fails a delivery fast (counted as an
-  attempt, no request made).
+- A failed request is retried with exponential backoff and jitter; 4xx answers other than
+  408/429 are permanent (the request itself is wrong) and go straight to the dead-letter queue,
+  as does a delivery that used up its attempts (ALERT_DELIVERY_MAX_ATTEMPTS) or has been trying
+  for longer than ALERT_DELIVERY_GIVE_UP_SECONDS.
+- An open breaker makes no request and uses up no attempt: the delivery waits for the end of the
+  open window (plus jitter), when one half-open probe decides. So a receiver failing half its
+  requests still gets everything, and a dead one sees one request per window until the give-up
+  age moves its deliveries to the dead-letter queue.
 """
 
 from __future__ import annotations
@@ -281,11 +285,19 @@ def _record(
     successes = failures = 0
     consecutive = plan.failures_before
     last_error = ""
+    give_up = timedelta(seconds=settings.ALERT_DELIVERY_GIVE_UP_SECONDS)
     for delivery, result in zip(plan.deliveries, results, strict=True):
         counts[result.outcome] += 1
-        if result.outcome == "deferred":
+        if result.outcome in ("deferred", "breaker_open"):
+            # No request was made, so no attempt is used up; only the give-up age applies.
+            if result.outcome == "breaker_open" and now - delivery.queued_at >= give_up:
+                _bury(delivery, now, f"gave up after {give_up}: circuit breaker open")
+                dead_tenants.add(delivery.tenant_id)
+                counts["dead"] += 1
+                continue
             delivery.status = DeliveryStatus.RETRYING
-            delivery.next_attempt_at = now + timedelta(seconds=HALF_OPEN_RECHECK_SECONDS)
+            delivery.next_attempt_at = _after_breaker(plan, result, now)
+            delivery.last_error = result.error or delivery.last_error
             retry_at.append(delivery.next_attempt_at)
             continue
         DELIVERIES.labels(kind, result.outcome).inc()
@@ -310,21 +322,23 @@ def _record(
             delivery.last_error = ""
             DELIVERY_LATENCY.labels(kind).observe((now - delivery.created_at).total_seconds())
             continue
-        if result.outcome in ("failed", "rejected"):
-            failures += 1
-            consecutive += 1
-            last_error = result.error
-        delivery.last_error = result.error
+        failures += 1
+        consecutive += 1
+        last_error = result.error
         limit = delivery.max_attempts or settings.ALERT_DELIVERY_MAX_ATTEMPTS
-        if result.outcome == "rejected" or delivery.attempts >= limit:
-            delivery.status = DeliveryStatus.DEAD
-            delivery.dead_at = now
+        if (
+            result.outcome == "rejected"
+            or delivery.attempts >= limit
+            or now - delivery.queued_at >= give_up
+        ):
+            _bury(delivery, now, result.error)
             dead_tenants.add(delivery.tenant_id)
             counts["dead"] += 1
         else:
             delay = result.retry_after or backoff_seconds(delivery.attempts)
             delivery.status = DeliveryStatus.RETRYING
             delivery.next_attempt_at = now + timedelta(seconds=delay)
+            delivery.last_error = result.error
             retry_at.append(delivery.next_attempt_at)
     with transaction.atomic():
         DeliveryAttempt.objects.bulk_create(attempts)
@@ -343,6 +357,23 @@ def _record(
             ],
         )
         _update_breaker(plan, successes, failures, consecutive, last_error, now)
+
+
+def _bury(delivery: Delivery, now: datetime, error: str) -> None:
+    delivery.status = DeliveryStatus.DEAD
+    delivery.dead_at = now
+    delivery.last_error = error[:500]
+
+
+def _after_breaker(plan: ChannelPlan, result: Result, now: datetime) -> datetime:
+    """When a delivery held back by the breaker is looked at again: after the open window
+    (with jitter, so held deliveries do not return as one burst), or shortly while another
+    worker's half-open probe is in flight."""
+    if result.outcome == "deferred":
+        return now + timedelta(seconds=HALF_OPEN_RECHECK_SECONDS)
+    until = plan.health.opened_until if plan.mode == "fail_fast" else None
+    until = until or now + timedelta(seconds=settings.ALERT_BREAKER_OPEN_SECONDS)
+    return max(until, now) + timedelta(seconds=random.uniform(0, 1))
 
 
 def _update_breaker(

@@ -233,6 +233,7 @@ def notify(
                 purpose=purpose,
                 next_attempt_at=now,
                 created_at=now,
+                queued_at=now,
             )
             for channel in channels
         ]
@@ -378,7 +379,9 @@ def requeue_dead_letters(
             status=DeliveryStatus.PENDING,
             attempts=0,
             next_attempt_at=now,
+            queued_at=now,
             dead_at=None,
+            last_error="",
             requeued_count=F("requeued_count") + 1,
         )
         ChannelHealth.objects.filter(
