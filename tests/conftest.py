@@ -124,3 +124,22 @@ def worker_queue(monkeypatch):
     queue = f"test-{uuid.uuid4().hex[:8]}"
     monkeypatch.setattr(celery_app.conf, "task_default_queue", queue)
     return queue
+
+
+@pytest.fixture
+def admin_client_for(django_user_model):
+    """A logged-in Django test client of a superuser who is tenant_admin of `tenant`."""
+    from django.test import Client
+
+    from apps.tenancy.services import add_member
+
+    def make(tenant: Tenant) -> Client:
+        user = django_user_model.objects.filter(username="root").first()
+        if user is None:
+            user = django_user_model.objects.create_superuser("root", "root@example.com", "pw")
+        add_member(tenant=tenant, user=user, role=Role.TENANT_ADMIN)
+        client = Client()
+        client.force_login(user)
+        return client
+
+    return make

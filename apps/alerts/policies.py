@@ -100,6 +100,8 @@ def summary_due(policy: Policy, at: datetime, zone: zoneinfo.ZoneInfo) -> tuple[
     scheduled = datetime.combine(day, policy.summary_time, tzinfo=zone)
     if scheduled > local or local - scheduled > SUMMARY_CATCH_UP:
         return "", at
+    if policy.quiet_hours and day.weekday() not in policy.business_days:
+        return "", at  # no summary on a day off; the next one covers it
     if policy.summary_cadence == SummaryCadence.WEEKLY:
         year, week, _ = day.isocalendar()
         return f"{year}-W{week:02d}", scheduled
@@ -107,6 +109,13 @@ def summary_due(policy: Policy, at: datetime, zone: zoneinfo.ZoneInfo) -> tuple[
 
 
 def summary_period(policy: Policy, scheduled: datetime) -> tuple[datetime, datetime]:
-    """The span a summary covers: the day or week before its scheduled time."""
-    length = timedelta(days=7 if policy.summary_cadence == SummaryCadence.WEEKLY else 1)
-    return scheduled - length, scheduled
+    """The span a summary covers: the week, or the day, before its scheduled time; with quiet
+    hours a daily summary reaches back to the previous business day's (Monday's covers the
+    weekend)."""
+    if policy.summary_cadence == SummaryCadence.WEEKLY:
+        return scheduled - timedelta(days=7), scheduled
+    start = scheduled - timedelta(days=1)
+    if policy.quiet_hours and policy.business_days:
+        while start.weekday() not in policy.business_days:
+            start -= timedelta(days=1)
+    return start, scheduled

@@ -49,6 +49,7 @@ logger = logging.getLogger(__name__)
 DLQ_SOURCE = "alerts.dlq"
 DLQ_DEDUP_KEY = "alerts.dlq.size"
 FIELD_LIMITS = {"source": 64, "dedup_key": 200, "title": 200}
+TITLE_LIMIT = FIELD_LIMITS["title"]
 
 
 class InvalidTransition(Exception):
@@ -108,6 +109,8 @@ def raise_alert(
     """Record that something is wrong. A firing alert with the same dedup key is updated
     (count, last seen) instead of notified again, unless its policy's dedup window has passed
     without an acknowledgement, which sends a repeat."""
+    if title and len(title) > TITLE_LIMIT:  # a long title must not cost the alert
+        title = title[: TITLE_LIMIT - 1] + "…"
     tier = _validate(tier, {"source": source, "dedup_key": dedup_key, "title": title})
     now = now or timezone.now()
     policy = policies.policy_for(tenant, tier)
