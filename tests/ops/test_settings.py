@@ -38,6 +38,15 @@ def test_check_deploy_is_clean_in_production_mode():
         "WARNING",
         SECRET_KEY="x" * 60 + "-unique-production-like-secret",
         ALLOWED_HOSTS="ops.example.com",
+        FIELD_ENCRYPTION_KEYS="Fj2nLZc7Qe2tkOv2S0u5bVYl2uWQmPUEdEIP6_0tV2k=",
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def test_check_deploy_warns_without_an_encryption_key_and_rejects_a_bad_one():
+    production = {"SECRET_KEY": "x" * 60 + "-unique", "ALLOWED_HOSTS": "ops.example.com"}
+    unset = _manage("check", "--deploy", "--fail-level", "WARNING", **production)
+    assert unset.returncode != 0 and "opsportal.W001" in unset.stderr + unset.stdout
+    bad = _manage("check", "--deploy", **production, FIELD_ENCRYPTION_KEYS="not-a-key")
+    assert bad.returncode != 0 and "opsportal.E001" in bad.stderr + bad.stdout
