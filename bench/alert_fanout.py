@@ -686,11 +686,30 @@ def main() -> int:
             attempts = DeliveryAttempt.objects.filter(tenant=tenant).aggregate(
                 n=Count("id"), ms=Avg("duration_ms")
             )
+            # _record stamps one `now` per channel and batch: distinct (channel, delivered_at)
+            # pairs are the channel batches the engine sent.
+            channel_batches = (
+                Delivery.objects.filter(tenant=tenant, delivered_at__isnull=False)
+                .values("channel_id", "delivered_at")
+                .distinct()
+                .count()
+            )
         return {
             "created_to_delivered_ms": summarize(spans),
             "attempts": attempts["n"],
             "attempt_duration_ms_mean": round(attempts["ms"] or 0, 2),
+            "channel_batches": channel_batches,
+            "deliveries_per_channel_batch": round(len(spans) / channel_batches, 2)
+            if channel_batches
+            else None,
         }
+
+    def deliver_tasks_run() -> int:
+        from apps.core.models import TaskOutcome
+
+        return sum(
+            TaskOutcome.objects.filter(task_name="alerts.deliver").values_list("count", flat=True)
+        )
 
     result: dict = {}
     try:
@@ -727,6 +746,7 @@ def main() -> int:
             "redis": comm_cpu_seconds(("redis-server",)),
         }
         load_before = os.getloadavg()
+        tasks_before = deliver_tasks_run()
         common.log(f"portal run: raising {ALERTS} alerts")
         raised_at, raise_durations = raise_all(run_tenant, "run", ALERTS)
         raise_end = time.monotonic()
@@ -749,6 +769,7 @@ def main() -> int:
         statuses = deliveries_by_status(run_tenant)
         engine = engine_view(run_tenant)
         worker.stop()
+        engine["deliver_tasks_run"] = deliver_tasks_run() - tasks_before
         common.log(
             f"  {run['distinct_deliveries']}/{expected} delivered "
             f"({'complete' if complete else f'TIMEOUT after {TIMEOUT:g} s'}); worker stopped"
@@ -1006,6 +1027,11 @@ def print_report(r: dict) -> None:
         f"  Delivery rows: {p['delivery_rows_by_status']}; worker HTTP time per attempt "
         f"{p['engine_view']['attempt_duration_ms_mean']} ms; created -> delivered p95 "
         f"{p['engine_view']['created_to_delivered_ms'].get('p95')} ms"
+    )
+    print(
+        f"  worker ran {p['engine_view']['deliver_tasks_run']} alerts.deliver tasks; "
+        f"{p['engine_view']['channel_batches']} channel batches of "
+        f"{p['engine_view']['deliveries_per_channel_batch']} deliveries on average"
     )
     print(f"  CPU seconds during the run: {p['cpu_s_during_run']}")
     d = r.get("diagnostics")
