@@ -16,6 +16,7 @@ from apps.tenancy import rls
 from apps.tenancy.models import Tenant
 from apps.tenancy.roles import Role
 from apps.tenancy.services import create_api_token, create_tenant
+from tests.browser import browser, portal_url  # noqa: F401  (fixtures for browser tests)
 
 IS_POSTGRES = settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
 _skipped_postgres_tests: list[str] = []

@@ -30,6 +30,7 @@ class DeliveryInline(admin.TabularInline):
     fk_name = "alert"
     extra = 0
     can_delete = False
+    show_change_link = True
     fields = ["channel", "purpose", "status", "attempts", "delivered_at", "dead_at", "last_error"]
     readonly_fields = fields
     ordering = ["id"]
@@ -258,8 +259,26 @@ class ChannelAdmin(TenantScopedAdmin):
         messages.success(request, f"Requeued {total} dead letter(s).")
 
 
+class PolicyForm(forms.ModelForm):
+    class Meta:
+        model = Policy
+        fields = ["tenant", "tier", "escalation_channels", *Policy.audit_fields[1:]]
+
+    def clean(self):
+        cleaned = super().clean()
+        tenant = cleaned.get("tenant") or getattr(self.instance, "tenant", None)
+        foreign = [c.name for c in cleaned.get("escalation_channels") or [] if c.tenant != tenant]
+        if foreign:
+            self.add_error(
+                "escalation_channels",
+                f"Channels of another tenant cannot be used: {', '.join(foreign)}.",
+            )
+        return cleaned
+
+
 @admin.register(Policy)
 class PolicyAdmin(TenantScopedAdmin):
+    form = PolicyForm
     list_display = [
         "__str__",
         "tenant",

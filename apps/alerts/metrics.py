@@ -35,7 +35,9 @@ class AlertDatabaseCollector:
         from apps.alerts.models import ChannelHealth, Delivery, DeliveryStatus
 
         dlq = GaugeMetricFamily(
-            "opsportal_alert_dlq_size", "Dead-lettered deliveries", labels=["channel"]
+            "opsportal_alert_dlq_size",
+            "Dead-lettered deliveries by tenant and channel kind",
+            labels=["tenant", "channel"],
         )
         breaker = GaugeMetricFamily(
             "opsportal_alert_channel_breaker_state",
@@ -44,11 +46,11 @@ class AlertDatabaseCollector:
         )
         rows = (
             Delivery.objects.filter(status=DeliveryStatus.DEAD)
-            .values("channel__kind")
+            .values("tenant__slug", "channel__kind")
             .annotate(n=Count("id"))
         )
         for row in rows:
-            dlq.add_metric([row["channel__kind"]], row["n"])
+            dlq.add_metric([row["tenant__slug"], row["channel__kind"]], row["n"])
         for tenant, name, state in ChannelHealth.objects.values_list(
             "tenant__slug", "channel__name", "state"
         ):

@@ -124,7 +124,8 @@ def raise_alert(
                 .first()
             )
             if existing is not None:
-                return _repeat(existing, policy, now)
+                latest = {"title": title, "summary": summary, "details": details, "links": links}
+                return _repeat(existing, policy, now, latest)
             try:
                 with transaction.atomic():
                     alert = Alert(
@@ -149,10 +150,15 @@ def raise_alert(
     raise RuntimeError("could not raise or deduplicate the alert")
 
 
-def _repeat(alert: Alert, policy: Policy, now: datetime) -> RaiseResult:
-    Alert._base_manager.filter(pk=alert.pk).update(count=F("count") + 1, last_seen_at=now)
+def _repeat(alert: Alert, policy: Policy, now: datetime, latest: dict[str, Any]) -> RaiseResult:
+    """A raise of a firing key: count it, and keep the latest title, summary and details (like
+    Alertmanager's annotations) so the alert shows the current state, e.g. the DLQ size."""
+    latest = {k: v for k, v in latest.items() if v}
+    Alert._base_manager.filter(pk=alert.pk).update(count=F("count") + 1, last_seen_at=now, **latest)
     alert.count += 1
     alert.last_seen_at = now
+    for name, value in latest.items():
+        setattr(alert, name, value)
     ALERTS_DEDUPLICATED.labels(str(alert.tier)).inc()
     window = timedelta(minutes=policy.dedup_window_minutes)
     due = (
@@ -166,6 +172,7 @@ def _repeat(alert: Alert, policy: Policy, now: datetime) -> RaiseResult:
         return RaiseResult(alert, False, 0)
     sent = notify(alert, Purpose.REPEAT, kinds=_kinds(alert, policy))
     alert.last_notified_at = now
+    alert.version += 1
     alert.save(audit_action="alert.repeated")
     return RaiseResult(alert, False, sent)
 
@@ -265,6 +272,7 @@ def acknowledge_alert(alert: Alert, by: str) -> Alert:
         alert.status = AlertStatus.ACKNOWLEDGED
         alert.acknowledged_at = timezone.now()
         alert.acknowledged_by = by[:200]
+        alert.version += 1
         alert.save(audit_action="alert.acknowledged")
         notify(
             alert,
@@ -282,6 +290,7 @@ def close_alert(alert: Alert, by: str) -> Alert:
         alert.status = AlertStatus.RESOLVED
         alert.resolved_at = timezone.now()
         alert.resolved_by = by[:200]
+        alert.version += 1
         alert.save(audit_action="alert.resolved")
         notify(
             alert,
@@ -440,6 +449,8 @@ def tick(tenant: Tenant, now: datetime | None = None) -> dict[str, int]:
             done["escalated"] += _escalate(tenant, policy, now, zone)
             done["batches"] += _batch(tenant, policy, now, zone)
             done["summaries"] += _summary(tenant, policy, now, zone)
+    with transaction.atomic():
+        check_dead_letters(tenant.pk)  # also resolves the DLQ alert once a requeue drained it
     return done
 
 
@@ -463,6 +474,7 @@ def _escalate(tenant: Tenant, policy: Policy, now: datetime, zone) -> int:
     for alert in due:
         notify(alert, Purpose.ESCALATION, channels=channels)
         alert.escalated_at = now
+        alert.version += 1
         alert.save(audit_action="alert.escalated")
     return len(due)
 

@@ -21,12 +21,13 @@ from django.core.validators import EmailValidator, URLValidator
 from apps.alerts.models import ChannelKind
 
 PAGERDUTY_ROUTING_KEY = re.compile(r"^[A-Za-z0-9]{32}$")
-SLACK_HOSTS = ("hooks.slack.com", "hooks.slack-gov.com")
 _url = URLValidator(schemes=["http", "https"])
 _email = EmailValidator()
 
 
 def _blocked_address(address: ipaddress._BaseAddress) -> str | None:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped  # ::ffff:169.254.169.254 is 169.254.169.254
     if address.is_link_local or address.is_multicast or address.is_unspecified:
         return "link-local, multicast and unspecified addresses are never allowed"
     if settings.ALERT_BLOCK_PRIVATE_TARGETS and (address.is_private or address.is_loopback):

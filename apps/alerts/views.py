@@ -34,6 +34,8 @@ def ack_link(request: HttpRequest, token: str) -> HttpResponse:
                 return _page(request, exc.status, str(exc), alert)
             except services.InvalidTransition as exc:
                 return _page(request, 409, str(exc), alert)
+    if alert.status == "resolved":
+        return _page(request, 200, "This alert is already resolved; nothing to acknowledge.", alert)
     return _page(request, 200, "Acknowledged. Escalation and repeats are stopped.", alert)
 
 

@@ -25,6 +25,7 @@ pytestmark = pytest.mark.django_db
         ("webhook", {"url": "not a url"}, "", "url", "not a valid http(s) URL"),
         ("webhook", {"url": "ftp://example.com/x"}, "", "url", "not a valid http(s) URL"),
         ("webhook", {"url": "http://169.254.169.254/latest"}, "", "url", "not an allowed target"),
+        ("webhook", {"url": "http://[::ffff:169.254.169.254]/"}, "", "url", "not an allowed"),
         ("webhook", {"url": "https://u:p@example.com/"}, "", "url", "Credentials"),
         ("email", {"emails": "ops@example.com, not-an-email"}, "", "emails", "not-an-email"),
         ("email", {"emails": ""}, "", "emails", "at least one recipient"),

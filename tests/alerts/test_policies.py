@@ -148,7 +148,7 @@ def test_a_growing_dlq_raises_its_own_tier1_alert_by_email_only(tenant, receiver
     kinds = set(Delivery.objects.filter(alert=dlq_alert).values_list("channel__kind", flat=True))
     assert kinds == {"email"}
     services.requeue_dead_letters(tenant)
-    services.check_dead_letters(tenant.pk)
+    services.tick(tenant)
     dlq_alert.refresh_from_db()
     assert dlq_alert.status == "resolved", "the DLQ alert resolves when the queue drains"
 

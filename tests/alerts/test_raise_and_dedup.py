@@ -24,8 +24,10 @@ def test_raising_a_firing_key_again_counts_instead_of_notifying(tenant, receiver
     again = services.raise_alert(tenant, "compliance", 1, "R01:acme/web", "Secrets in repo")
     assert first.created and first.deliveries == 3
     assert not again.created and again.deliveries == 0
+    services.raise_alert(tenant, "compliance", 1, "R01:acme/web", "Secrets in repo (3 files)")
     alert = Alert.objects.get()
-    assert alert.count == 2 and alert.notify_state == NotifyState.NOTIFIED
+    assert alert.count == 3 and alert.notify_state == NotifyState.NOTIFIED
+    assert alert.title == "Secrets in repo (3 files)", "the latest title wins"
     assert Delivery.objects.count() == 3
     assert AuditEvent.objects.filter(action="alert.raised").count() == 1
 

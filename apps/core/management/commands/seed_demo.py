@@ -51,4 +51,8 @@ class Command(SystemCommand):
             content={"release": "web-2026.11.23", "tests": 812, "coverage": 0.87},
         )
         enqueue("core.mark_outbox_done", note="demo")
+        from apps.alerts.demo import load_demo
+
+        if load_demo(tenant):
+            self.stdout.write("alerts demo loaded (the legacy webhook fails on purpose: see DLQ)")
         self.stdout.write("demo data loaded")
