@@ -281,7 +281,7 @@ def _record(
 ) -> None:
     now = timezone.now()
     attempts: list[DeliveryAttempt] = []
-    kind = plan.health.channel.kind if plan.deliveries else ""
+    kind = plan.deliveries[0].channel.kind
     successes = failures = 0
     consecutive = plan.failures_before
     last_error = ""
@@ -340,22 +340,32 @@ def _record(
             delivery.next_attempt_at = now + timedelta(seconds=delay)
             delivery.last_error = result.error
             retry_at.append(delivery.next_attempt_at)
+    delivered = [d.pk for d in plan.deliveries if d.status == DeliveryStatus.DELIVERED]
+    others = [d for d in plan.deliveries if d.status != DeliveryStatus.DELIVERED]
     with transaction.atomic():
         DeliveryAttempt.objects.bulk_create(attempts)
-        for delivery in plan.deliveries:
+        if delivered:  # the common case, as one plain UPDATE
+            Delivery.objects.filter(pk__in=delivered).update(
+                status=DeliveryStatus.DELIVERED,
+                attempts=F("attempts") + 1,
+                delivered_at=now,
+                lease_until=None,
+                last_error="",
+            )
+        for delivery in others:
             delivery.lease_until = None
-        Delivery.objects.bulk_update(
-            plan.deliveries,
-            [
-                "status",
-                "attempts",
-                "next_attempt_at",
-                "lease_until",
-                "delivered_at",
-                "dead_at",
-                "last_error",
-            ],
-        )
+        if others:
+            Delivery.objects.bulk_update(
+                others,
+                [
+                    "status",
+                    "attempts",
+                    "next_attempt_at",
+                    "lease_until",
+                    "dead_at",
+                    "last_error",
+                ],
+            )
         _update_breaker(plan, successes, failures, consecutive, last_error, now)
 
 

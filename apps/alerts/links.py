@@ -1,16 +1,21 @@
 """Signed, expiring, single-purpose acknowledge links that work without a session.
 
 The URL carries `signing.dumps({"n": nonce, "a": alert id, "p": "ack"})` under a salt used for
-nothing else; the signature proves the portal minted it and when (expiry), and the `AckLink` row
-with that nonce makes it single-use. Opening the link (GET) only shows a confirmation page, so
-link scanners in mail gateways and Slack unfurls cannot acknowledge anything; the button POSTs.
+nothing else: the signature proves the portal minted it and when (expiry), so minting costs no
+database write. Using a link inserts an `AckLink` row with its nonce; the unique nonce makes the
+link single-use. Opening the link (GET) only shows a confirmation page, so link scanners in mail
+gateways and Slack unfurls cannot acknowledge anything; the button POSTs.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.conf import settings
 from django.core import signing
+from django.db import IntegrityError, transaction
 from django.urls import reverse
+from django.utils import timezone
 
 from apps.alerts.models import AckLink, Alert
 
@@ -34,14 +39,36 @@ class UsedLink(LinkError):
     status = 409
 
 
+@dataclass
+class Link:
+    alert: Alert
+    nonce: str
+
+    @property
+    def used(self) -> bool:
+        return AckLink.objects.filter(nonce=self.nonce).exists()
+
+    def use(self) -> None:
+        """Mark the link used; raises UsedLink if it already was (also under concurrency)."""
+        try:
+            with transaction.atomic():
+                AckLink.objects.create(
+                    nonce=self.nonce,
+                    alert=self.alert,
+                    tenant_id=self.alert.tenant_id,
+                    used_at=timezone.now(),
+                )
+        except IntegrityError:
+            raise UsedLink("This acknowledge link has already been used.") from None
+
+
 def mint(alert: Alert, nonce: str) -> str:
     """The absolute URL of the ack link `nonce` (one per notification) for this alert."""
-    AckLink.objects.get_or_create(nonce=nonce, defaults={"alert": alert, "tenant": alert.tenant})
     token = signing.dumps({"n": nonce, "a": alert.pk, "p": PURPOSE}, salt=SALT)
     return settings.PUBLIC_BASE_URL + reverse("alert-ack-link", args=[token])
 
 
-def read(token: str) -> AckLink:
+def read(token: str) -> Link:
     """The link a token names, or a LinkError saying why it cannot be used."""
     try:
         data = signing.loads(token, salt=SALT, max_age=settings.ALERT_ACK_LINK_MAX_AGE_SECONDS)
@@ -49,13 +76,9 @@ def read(token: str) -> AckLink:
         raise ExpiredLink("This acknowledge link has expired.") from None
     except signing.BadSignature:
         raise TamperedLink("This acknowledge link is not valid.") from None
-    if not isinstance(data, dict) or data.get("p") != PURPOSE:
+    if not isinstance(data, dict) or data.get("p") != PURPOSE or not data.get("n"):
         raise TamperedLink("This link is not an acknowledge link.")
-    link = (
-        AckLink.objects.select_related("alert", "alert__tenant")
-        .filter(nonce=data.get("n"), alert_id=data.get("a"))
-        .first()
-    )
-    if link is None:
+    alert = Alert.objects.select_related("tenant").filter(pk=data.get("a")).first()
+    if alert is None:
         raise TamperedLink("This acknowledge link is not valid.")
-    return link
+    return Link(alert=alert, nonce=str(data["n"]))

@@ -385,8 +385,8 @@ class DeliveryAttempt(TenantOwned):
 
 
 class AckLink(TenantOwned):
-    """One signed acknowledge link. The signature proves who minted it and when; this row makes
-    it single-use."""
+    """A used acknowledge link. Links are signed, not stored, when minted; inserting the nonce
+    here on first use makes each one single-use."""
 
     alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="ack_links")
     nonce = models.CharField(max_length=48, unique=True)

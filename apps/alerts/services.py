@@ -316,15 +316,10 @@ def acknowledge_by_link(token: str) -> Alert:
     """Use a signed ack link once. Raises links.LinkError (tampered, expired, used)."""
     with transaction.atomic():
         link = links.read(token)
-        link = type(link).objects.select_for_update().select_related("alert").get(pk=link.pk)
-        if link.used_at is not None:
-            raise links.UsedLink("This acknowledge link has already been used.")
-        link.used_at = timezone.now()
-        link.save(update_fields=["used_at"])
-        alert = link.alert
-        if alert.status == AlertStatus.RESOLVED:
-            return alert
-        return acknowledge_alert(alert, by="ack link")
+        link.use()
+        if link.alert.status == AlertStatus.RESOLVED:
+            return link.alert
+        return acknowledge_alert(link.alert, by="ack link")
 
 
 # --- channels -------------------------------------------------------------------------------

@@ -56,6 +56,15 @@ def check_resolved_target(url: str) -> None:
     """At send time: refuse a host name that resolves to a blocked address."""
     host = urlsplit(url).hostname or ""
     try:
+        literal = ipaddress.ip_address(host)
+    except ValueError:
+        literal = None
+    if literal is not None:  # no lookup needed
+        reason = _blocked_address(literal)
+        if reason:
+            raise PermissionError(f"{host} is a blocked address: {reason}")
+        return
+    try:
         infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
     except socket.gaierror as exc:
         raise ConnectionError(f"cannot resolve {host}: {exc}") from exc

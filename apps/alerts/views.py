@@ -24,7 +24,7 @@ def ack_link(request: HttpRequest, token: str) -> HttpResponse:
             return _page(request, exc.status, str(exc))
         alert = link.alert
         if request.method == "GET":
-            if link.used_at is not None:
+            if link.used:
                 return _page(request, 409, "This acknowledge link has already been used.", alert)
             return _page(request, 200, "", alert, confirm=True)
         with tenant_context(alert.tenant_id), acting_as(Actor(label="ack link")):
