@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -126,6 +127,25 @@ def write_result(name: str, result: dict) -> Path:
     path.write_text(json.dumps(result, indent=2, sort_keys=False, default=str) + "\n")
     log(f"result written to {path.relative_to(REPO)}")
     return path
+
+
+_SAVEPOINT_ID = re.compile(r'"?s\d+_x\d+"?')
+_TABLE = re.compile(r'(?:FROM|INTO|UPDATE)\s+"(\w+)"')
+
+
+def statement_label(sql: str) -> str:
+    """A short name for a SQL statement, for per-statement timing tables."""
+    sql = _SAVEPOINT_ID.sub("sp", sql.strip())
+    if "set_config('opsportal." in sql:
+        return "SELECT set_config (RLS scope switch)"
+    verb = sql.split(None, 1)[0].upper()
+    if verb in {"SAVEPOINT", "RELEASE", "ROLLBACK"}:
+        return verb
+    table = _TABLE.search(sql)
+    label = f"{verb} {table.group(1) if table else '?'}"
+    if "FOR UPDATE" in sql:
+        label += " FOR UPDATE"
+    return label
 
 
 if __name__ == "__main__":  # `make bench` runs every bench/*.py; this one is a helper

@@ -46,7 +46,6 @@ import hashlib
 import hmac
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -209,22 +208,6 @@ def receiver_main() -> int:
 
 
 # ---- the instrumented worker (runs as `alert_fanout.py --profiled-worker OUT -- <celery args>`) -
-_SAVEPOINT_ID = re.compile(r'"?s\d+_x\d+"?')
-_TABLE = re.compile(r'(?:FROM|INTO|UPDATE)\s+"(\w+)"')
-
-
-def statement_label(sql: str) -> str:
-    sql = _SAVEPOINT_ID.sub("sp", sql.strip())
-    if "set_config('opsportal." in sql:
-        return "SELECT set_config (RLS scope switch)"
-    verb = sql.split(None, 1)[0].upper()
-    if verb in {"SAVEPOINT", "RELEASE", "ROLLBACK"}:
-        return verb
-    table = _TABLE.search(sql)
-    label = f"{verb} {table.group(1) if table else '?'}"
-    if "FOR UPDATE" in sql:
-        label += " FOR UPDATE"
-    return label
 
 
 class SqlCounter:
@@ -240,7 +223,7 @@ class SqlCounter:
         try:
             return execute(sql, params, many, context)
         finally:
-            entry = self.sql[self.stack[-1]][statement_label(sql)]
+            entry = self.sql[self.stack[-1]][common.statement_label(sql)]
             entry[0] += 1
             entry[1] += time.perf_counter() - t0
 

@@ -27,7 +27,6 @@ import cProfile
 import io
 import os
 import pstats
-import re
 import sys
 import sysconfig
 import time
@@ -269,24 +268,6 @@ def main() -> int:
     return 0
 
 
-_SAVEPOINT_ID = re.compile(r'"?s\d+_x\d+"?')
-_TABLE = re.compile(r'(?:FROM|INTO|UPDATE)\s+"(\w+)"')
-
-
-def _statement_label(sql: str) -> str:
-    sql = _SAVEPOINT_ID.sub("sp", sql.strip())
-    if "set_config('opsportal." in sql:
-        return "SELECT set_config (RLS scope switch)"
-    verb = sql.split(None, 1)[0].upper()
-    if verb in {"SAVEPOINT", "RELEASE", "ROLLBACK"}:
-        return sql.split(" sp")[0] if " sp" in sql else sql
-    table = _TABLE.search(sql)
-    label = f"{verb} {table.group(1) if table else '?'}"
-    if "FOR UPDATE" in sql:
-        label += " FOR UPDATE"
-    return label
-
-
 def _sql_accounting(connection, write, start: int, count: int) -> dict:
     """Count and time every SQL statement and commit of `count` writes (attribution only: the
     wrapper adds a little time of its own, so these writes are not part of the timed figures)."""
@@ -298,7 +279,7 @@ def _sql_accounting(connection, write, start: int, count: int) -> dict:
         try:
             return execute(sql, params, many, context)
         finally:
-            entry = stats[_statement_label(sql)]
+            entry = stats[common.statement_label(sql)]
             entry[0] += 1
             entry[1] += time.perf_counter() - t0
 

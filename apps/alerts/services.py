@@ -263,38 +263,31 @@ def _channels_that_got(alert: Alert, kinds: tuple[str, ...]) -> list[Channel]:
 
 def acknowledge_alert(alert: Alert, by: str) -> Alert:
     """Stops escalation and repeats; PagerDuty and webhooks are told."""
-    with transaction.atomic():
-        alert = Alert.objects.select_for_update().get(pk=alert.pk)
-        if alert.status not in _ALLOWED["acknowledge"]:
-            raise InvalidTransition(alert, "acknowledge")
-        if alert.status == AlertStatus.ACKNOWLEDGED:
-            return alert
-        alert.status = AlertStatus.ACKNOWLEDGED
-        alert.acknowledged_at = timezone.now()
-        alert.acknowledged_by = by[:200]
-        alert.version += 1
-        alert.save(audit_action="alert.acknowledged")
-        notify(
-            alert,
-            Purpose.ACKNOWLEDGE,
-            channels=_channels_that_got(alert, (ChannelKind.PAGERDUTY, ChannelKind.WEBHOOK)),
-        )
-    return alert
+    return _transition(alert, by, "acknowledge", AlertStatus.ACKNOWLEDGED, Purpose.ACKNOWLEDGE)
 
 
 def close_alert(alert: Alert, by: str) -> Alert:
+    return _transition(alert, by, "resolve", AlertStatus.RESOLVED, Purpose.RESOLVE)
+
+
+def _transition(alert: Alert, by: str, action: str, status: str, purpose: str) -> Alert:
     with transaction.atomic():
         alert = Alert.objects.select_for_update().get(pk=alert.pk)
-        if alert.status not in _ALLOWED["resolve"]:
-            raise InvalidTransition(alert, "resolve")
-        alert.status = AlertStatus.RESOLVED
-        alert.resolved_at = timezone.now()
-        alert.resolved_by = by[:200]
+        if alert.status not in _ALLOWED[action]:
+            raise InvalidTransition(alert, action)
+        if alert.status == status:
+            return alert
+        now = timezone.now()
+        alert.status = status
+        if status == AlertStatus.ACKNOWLEDGED:
+            alert.acknowledged_at, alert.acknowledged_by = now, by[:200]
+        else:
+            alert.resolved_at, alert.resolved_by = now, by[:200]
         alert.version += 1
-        alert.save(audit_action="alert.resolved")
+        alert.save(audit_action=f"alert.{status}")
         notify(
             alert,
-            Purpose.RESOLVE,
+            purpose,
             channels=_channels_that_got(alert, (ChannelKind.PAGERDUTY, ChannelKind.WEBHOOK)),
         )
     return alert
