@@ -21,7 +21,10 @@ if (BASE_DIR / ".env").exists():
 DEBUG = env.bool("DEBUG", default=False)
 SECRET_KEY = env.str("SECRET_KEY", default="")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1"] if DEBUG else [])
-if not DEBUG:
+# Commands that only read the code (never serve, never use the key) run without the secrets,
+# so `manage.py makemigrations --check` works on a bare checkout.
+CODE_ONLY_COMMAND = sys.argv[1:2] == ["makemigrations"] and sys.argv[0].endswith("manage.py")
+if not DEBUG and not CODE_ONLY_COMMAND:
     missing = [name for name in ("SECRET_KEY", "ALLOWED_HOSTS") if not env.str(name, default="")]
     if missing:
         raise ImproperlyConfigured(

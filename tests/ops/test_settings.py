@@ -30,6 +30,12 @@ def test_production_mode_refuses_to_start_without_secret_key_and_hosts():
     assert "DEBUG is off: set SECRET_KEY and ALLOWED_HOSTS" in result.stderr
 
 
+def test_makemigrations_check_runs_on_a_bare_checkout_and_finds_nothing_missing():
+    result = _manage("makemigrations", "--check", "--dry-run")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "No changes detected" in result.stdout
+
+
 def test_check_deploy_is_clean_in_production_mode():
     result = _manage(
         "check",
