@@ -15,7 +15,6 @@ from apps.alerts.models import (
     Alert,
     AlertStatus,
     Channel,
-    ChannelHealth,
     DeadLetter,
     Delivery,
     DeliveryAttempt,
@@ -190,7 +189,9 @@ class ChannelAdmin(TenantScopedAdmin):
     actions = ["send_test", "requeue_dead_letters"]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("health")
+        return selectors.with_delivery_figures(
+            super().get_queryset(request).select_related("health")
+        )
 
     def get_fields(self, request, obj=None):
         fields = ["tenant", "name", "kind", "url", "emails", "secret", "enabled", "secret_hint"]
@@ -218,15 +219,13 @@ class ChannelAdmin(TenantScopedAdmin):
 
     @admin.display(description="failures (24 h)")
     def failure_rate_24h(self, obj):
-        figures = selectors.channel_figures(obj)
-        if not figures["attempts"]:
+        if not obj.attempts_recent:
             return "no attempts"
-        return f"{figures['failure_rate']:.0%} of {figures['attempts']}"
+        return f"{obj.failures_recent / obj.attempts_recent:.0%} of {obj.attempts_recent}"
 
     @admin.display(description="health")
     def health_figures(self, obj):
-        health = ChannelHealth.objects.filter(channel=obj).first()
-        figures = selectors.channel_figures(obj)
+        health = getattr(obj, "health", None)
         if health is None:
             return "no deliveries yet"
         return format_html(
@@ -238,8 +237,8 @@ class ChannelAdmin(TenantScopedAdmin):
             health.last_success_at or "never",
             health.last_failure_at or "never",
             health.last_error or "-",
-            figures["attempts"],
-            figures["failures"],
+            obj.attempts_recent,
+            obj.failures_recent,
         )
 
     @admin.action(description="Send a test notification")

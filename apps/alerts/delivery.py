@@ -325,10 +325,9 @@ def _record(
         failures += 1
         consecutive += 1
         last_error = result.error
-        limit = delivery.max_attempts or settings.ALERT_DELIVERY_MAX_ATTEMPTS
         if (
             result.outcome == "rejected"
-            or delivery.attempts >= limit
+            or delivery.attempts >= settings.ALERT_DELIVERY_MAX_ATTEMPTS
             or now - delivery.queued_at >= give_up
         ):
             _bury(delivery, now, result.error)

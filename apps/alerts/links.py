@@ -15,7 +15,6 @@ from django.conf import settings
 from django.core import signing
 from django.db import IntegrityError, transaction
 from django.urls import reverse
-from django.utils import timezone
 
 from apps.alerts.models import AckLink, Alert
 
@@ -56,7 +55,6 @@ class Link:
                     nonce=self.nonce,
                     alert=self.alert,
                     tenant_id=self.alert.tenant_id,
-                    used_at=timezone.now(),
                 )
         except IntegrityError:
             raise UsedLink("This acknowledge link has already been used.") from None

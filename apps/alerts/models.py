@@ -325,7 +325,6 @@ class Delivery(TenantOwned):
         max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING
     )
     attempts = models.PositiveIntegerField(default=0)
-    max_attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(default=timezone.now)
     lease_until = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
@@ -390,8 +389,7 @@ class AckLink(TenantOwned):
 
     alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="ack_links")
     nonce = models.CharField(max_length=48, unique=True)
-    created_at = models.DateTimeField(default=timezone.now)
-    used_at = models.DateTimeField(null=True, blank=True)
+    used_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:
         return f"ack link for {self.alert_id}"

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from django.db.models import Count, Max, Min, Q
+from django.db.models import Count, Min, Q, QuerySet
 from django.utils import timezone
 
-from apps.alerts.models import Alert, AlertStatus, Channel, Delivery, DeliveryAttempt
+from apps.alerts.models import Alert, AlertStatus, Delivery
 
 AGE_BUCKETS = (("lt_1h", timedelta(hours=1)), ("lt_24h", timedelta(days=1)))
 
@@ -53,16 +53,13 @@ def firing_by_tier(tenant) -> dict[int, int]:
     return {row["tier"]: row["n"] for row in rows}
 
 
-def channel_figures(channel: Channel, hours: int = 24) -> dict[str, Any]:
-    """Failure rate and volume of the last `hours`, from the attempt history."""
-    since = timezone.now() - timedelta(hours=hours)
-    figures = DeliveryAttempt.objects.filter(
-        delivery__channel=channel, started_at__gte=since
-    ).aggregate(
-        attempts=Count("id"),
-        failures=Count("id", filter=~Q(outcome="delivered")),
-        last_attempt=Max("started_at"),
+def with_delivery_figures(channels: QuerySet, hours: int = 24) -> QuerySet:
+    """Channels annotated with `attempts_recent` and `failures_recent` over the last `hours`,
+    from the attempt history, in the same query as the channels."""
+    recent = Q(deliveries__history__started_at__gte=timezone.now() - timedelta(hours=hours))
+    return channels.annotate(
+        attempts_recent=Count("deliveries__history", filter=recent),
+        failures_recent=Count(
+            "deliveries__history", filter=recent & ~Q(deliveries__history__outcome="delivered")
+        ),
     )
-    attempts = figures["attempts"] or 0
-    figures["failure_rate"] = (figures["failures"] / attempts) if attempts else 0.0
-    return figures

@@ -126,6 +126,8 @@ def raise_alert(
             if existing is not None:
                 latest = {"title": title, "summary": summary, "details": details, "links": links}
                 return _repeat(existing, policy, now, latest)
+            # The usual tier-1 case is notified at once: record it so in the INSERT itself.
+            at_once = policy.mode == DeliveryMode.IMMEDIATE and policy.threshold_count <= 1
             try:
                 with transaction.atomic():
                     alert = Alert(
@@ -138,7 +140,9 @@ def raise_alert(
                         details=details or {},
                         links=links or [],
                         only_kinds=only_kinds or [],
-                        notify_state=NotifyState.WAITING,
+                        notify_state=NotifyState.NOTIFIED if at_once else NotifyState.WAITING,
+                        first_notified_at=now if at_once else None,
+                        last_notified_at=now if at_once else None,
                         first_seen_at=now,
                         last_seen_at=now,
                     )
@@ -200,11 +204,12 @@ def _first_notification(alert: Alert, policy: Policy, now: datetime) -> int:
     sent = 0
     for item in [*held, alert]:
         sent += notify(item, Purpose.TRIGGER, kinds=_kinds(item, policy))
-        item.notify_state = NotifyState.NOTIFIED
-        item.first_notified_at = item.last_notified_at = now
-        Alert._base_manager.filter(pk=item.pk).update(
-            notify_state=NotifyState.NOTIFIED, first_notified_at=now, last_notified_at=now
-        )
+        if item.notify_state != NotifyState.NOTIFIED:
+            item.notify_state = NotifyState.NOTIFIED
+            item.first_notified_at = item.last_notified_at = now
+            Alert._base_manager.filter(pk=item.pk).update(
+                notify_state=NotifyState.NOTIFIED, first_notified_at=now, last_notified_at=now
+            )
     return sent
 
 
@@ -458,6 +463,8 @@ def _escalate(tenant: Tenant, policy: Policy, now: datetime, zone) -> int:
             first_notified_at__lte=cutoff,
         )
     )
+    if not due:
+        return 0
     channels = list(policy.escalation_channels.filter(enabled=True))
     for alert in due:
         notify(alert, Purpose.ESCALATION, channels=channels)

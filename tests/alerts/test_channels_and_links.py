@@ -3,6 +3,7 @@ Ack links: valid once, expired rejected, tampered rejected, GET never acknowledg
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -114,8 +115,6 @@ def _ack_url(tenant, receiver) -> tuple[Alert, str]:
     make_channels(tenant, receiver.url, kinds=("webhook",))
     alert = services.raise_alert(tenant, "slo", 1, "burn", "Burning").alert
     body = payloads.build(Delivery.objects.get())
-    import json
-
     return alert, json.loads(body.body)["ack_url"]
 
 
