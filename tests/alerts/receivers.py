@@ -24,8 +24,9 @@ class Received:
 
 @dataclass
 class Receiver:
-    """`mode`: "ok"; "flaky" (the first request for each Idempotency-Key fails, alternately
-    before and after processing it: 50 % of requests fail); "down" (503 for everything)."""
+    """`mode`: "ok"; "gone" (404); "throttled" (429 with Retry-After: 30); "down" (503 for
+    everything); "flaky" (the first request for each Idempotency-Key fails, alternately before
+    and after processing it: 50 % of requests fail)."""
 
     mode: str = "ok"
     requests: list[Received] = field(default_factory=list)
@@ -50,6 +51,10 @@ class Receiver:
             self.hits += 1
             if self.mode == "down":
                 return 503
+            if self.mode == "gone":
+                return 404
+            if self.mode == "throttled":
+                return 429
             key = headers.get("idempotency-key", "")
             self.seen_keys[key] += 1
             first = self.seen_keys[key] == 1
@@ -75,6 +80,8 @@ def start_http_receiver(mode: str = "ok") -> Receiver:
             payload = b'{"status":"success"}' if status < 300 else b'{"status":"error"}'
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
+            if status == 429:
+                self.send_header("Retry-After", "30")
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
             self.wfile.write(payload)

@@ -141,3 +141,18 @@ def test_deliveries_go_out_in_process_with_attempt_history(tenant, receiver):
     assert counts == {"delivered": 3}
     assert set(Delivery.objects.values_list("status", flat=True)) == {DeliveryStatus.DELIVERED}
     assert {r.path.split("/")[1] for r in receiver.processed()} == {"slack", "pagerduty", "hook"}
+
+
+def test_a_4xx_answer_is_permanent_and_a_429_waits_for_retry_after(tenant, receiver):
+    make_channels(tenant, receiver.url, kinds=("webhook",))
+    receiver.mode = "gone"
+    services.raise_alert(tenant, "ci", 1, "gone", "Receiver removed")
+    assert deliver_due() == {"rejected": 1, "dead": 1}, "no retry can fix a 404"
+    receiver.mode = "throttled"
+    services.raise_alert(tenant, "ci", 1, "busy", "Receiver throttling")
+    before = timezone.now()
+    assert deliver_due() == {"failed": 1}
+    throttled = Delivery.objects.get(alert__dedup_key="busy")
+    assert throttled.status == DeliveryStatus.RETRYING and throttled.attempts == 1
+    wait = (throttled.next_attempt_at - before).total_seconds()
+    assert 29 <= wait <= 31, f"Retry-After: 30 is honoured, not the 2 s backoff ({wait:.1f} s)"
