@@ -216,6 +216,7 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["opsportal.api.throttling.PrincipalRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {
         "principal": env.str("THROTTLE_RATE", default="100/min"),
+        "override_requests": env.str("OVERRIDE_REQUEST_THROTTLE_RATE", default="10/hour"),
         **env.dict("THROTTLE_SCOPE_RATES", default={}),
     },
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]
@@ -303,6 +304,11 @@ ALERT_BLOCK_PRIVATE_TARGETS = env.bool("ALERT_BLOCK_PRIVATE_TARGETS", default=Fa
 PAGERDUTY_EVENTS_URL = env.str(
     "PAGERDUTY_EVENTS_URL", default="https://events.pagerduty.com/v2/enqueue"
 )
+
+# --- Compliance gate ---------------------------------------------------------------------------
+COMPLIANCE_MAX_RESULTS = env.int("COMPLIANCE_MAX_RESULTS", default=100_000)
+COMPLIANCE_VIOLATION_RETENTION_DAYS = env.int("COMPLIANCE_VIOLATION_RETENTION_DAYS", default=90)
+COMPLIANCE_TREND_RETENTION_DAYS = env.int("COMPLIANCE_TREND_RETENTION_DAYS", default=365)
 
 # --- Logging ----------------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
