@@ -6,7 +6,10 @@ from rest_framework.permissions import AllowAny
 from apps.alerts import api as alerts_api
 from apps.alerts import views as alerts_views
 from apps.audit import api as audit_api
+from apps.compliance import api as compliance_api
+from apps.compliance import views as compliance_views
 from apps.core import admin_views
+from apps.overrides import api as overrides_api
 from apps.tenancy import api as tenancy_api
 from opsportal import errors, health
 
@@ -19,6 +22,34 @@ api_v1 = [
     path("alerts/<int:pk>", alerts_api.AlertDetail.as_view(), name="alert-detail"),
     path("alerts/<int:pk>/ack", alerts_api.AcknowledgeAlert.as_view(), name="alert-ack"),
     path("alerts/<int:pk>/resolve", alerts_api.ResolveAlert.as_view(), name="alert-resolve"),
+    path("compliance/runs", compliance_api.RunIngest.as_view(), name="compliance-runs"),
+    path("compliance/gate", compliance_api.Gate.as_view(), name="compliance-gate"),
+    path("compliance/rules", compliance_api.RuleList.as_view(), name="compliance-rules"),
+    path(
+        "compliance/rules/<str:rule_id>",
+        compliance_api.RuleDetail.as_view(),
+        name="compliance-rule-detail",
+    ),
+    path(
+        "compliance/violations",
+        compliance_api.ViolationList.as_view(),
+        name="compliance-violations",
+    ),
+    path("compliance/trends", compliance_api.Trends.as_view(), name="compliance-trends"),
+    path("compliance/export", compliance_api.Export.as_view(), name="compliance-export"),
+    path("overrides", overrides_api.OverrideList.as_view(), name="overrides"),
+    path("overrides/<int:pk>", overrides_api.OverrideDetail.as_view(), name="override-detail"),
+    path(
+        "overrides/<int:pk>/approve",
+        overrides_api.ApproveOverride.as_view(),
+        name="override-approve",
+    ),
+    path(
+        "overrides/<int:pk>/reject", overrides_api.RejectOverride.as_view(), name="override-reject"
+    ),
+    path(
+        "overrides/<int:pk>/revoke", overrides_api.RevokeOverride.as_view(), name="override-revoke"
+    ),
     path("audit/events", audit_api.AuditEventList.as_view(), name="audit-events"),
     path("audit/evidence", audit_api.EvidenceList.as_view(), name="evidence-list"),
     path("audit/evidence/<int:pk>", audit_api.EvidenceDetail.as_view(), name="evidence-detail"),
@@ -43,6 +74,17 @@ urlpatterns = [
     ),
     path("alerts/ack/<str:token>", alerts_views.ack_link, name="alert-ack-link"),
     path("admin/switch-tenant/", admin_views.switch_tenant, name="switch-tenant"),
+    # Before the admin's own URLs: /admin/compliance/ (the app's index) is the dashboard.
+    path(
+        "admin/compliance/",
+        admin.site.admin_view(compliance_views.dashboard),
+        name="compliance-dashboard",
+    ),
+    path(
+        "admin/compliance/rules/<str:rule_id>/",
+        admin.site.admin_view(compliance_views.rule_detail),
+        name="compliance-rule",
+    ),
     path("admin/", admin.site.urls),
 ]
 

@@ -20,6 +20,17 @@ SCHEDULES: list[dict] = [
     },
     {"name": "alert tick", "task": "alerts.tick", "every_seconds": 60},
     {"name": "alert delivery sweeper", "task": "alerts.dispatch_due", "every_seconds": 15},
+    {"name": "override expiry", "task": "overrides.expire", "every_seconds": 300},
+    {
+        "name": "compliance trends",
+        "task": "compliance.build_trends",
+        "crontab": {"minute": "7,37", "hour": "*"},
+    },
+    {
+        "name": "compliance retention",
+        "task": "compliance.purge",
+        "crontab": {"minute": "40", "hour": "3"},
+    },
     {
         "name": "audit head checkpoint",
         "task": "audit.record_checkpoint",

@@ -1,0 +1,195 @@
+"""Set-based writes for the ingestion path.
+
+A 10,000-result run must be stored in well under a second, so results and violations are written
+with one statement each. On PostgreSQL that is `INSERT … SELECT FROM unnest(arrays)` (COPY FROM
+is refused on tables with row-level security, and the app role is subject to it) and
+`UPDATE … FROM unnest(arrays)`; elsewhere Django's bulk_create/bulk_update.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+
+from django.db import connection
+
+from apps.compliance.models import CheckResult, Violation
+
+RESULT_COLUMNS = (
+    ("rule_id", "text"),
+    ("status", "text"),
+    ("severity", "text"),
+    ("suppressed", "bool"),
+    ("file_path", "text"),
+    ("line", "int"),
+    ("message", "text"),
+    ("fingerprint", "text"),
+    ("tool_rule", "text"),
+    ("context", "jsonb"),
+)
+VIOLATION_COLUMNS = (
+    ("rule_id", "text"),
+    ("tool", "text"),
+    ("fingerprint", "text"),
+    ("severity", "text"),
+    ("status", "text"),
+    ("file_path", "text"),
+    ("line", "int"),
+    ("message", "text"),
+    ("occurrences", "int"),
+)
+VIOLATION_UPDATE_COLUMNS = (
+    ("id", "bigint"),
+    ("severity", "text"),
+    ("status", "text"),
+    ("line", "int"),
+    ("message", "text"),
+    ("occurrences", "int"),
+)
+
+
+def _columns(rows: Sequence[tuple], width: int) -> list[list]:
+    return [list(column) for column in zip(*rows, strict=True)] if rows else [[]] * width
+
+
+def _unnest(columns: tuple[tuple[str, str], ...]) -> str:
+    # jsonb travels as text: an array of jsonb parameters cannot be adapted from Python strs.
+    arrays = ", ".join(f"%s::{'text' if kind == 'jsonb' else kind}[]" for _, kind in columns)
+    names = ", ".join(name for name, _ in columns)
+    return f"unnest({arrays}) AS r({names})"
+
+
+def insert_results(
+    *, tenant_id: int, run_id: int, created_at: datetime, rows: Sequence[tuple]
+) -> None:
+    """rows: tuples in RESULT_COLUMNS order, `context` as a dict."""
+    if not rows:
+        return
+    if connection.vendor != "postgresql":
+        CheckResult.objects.bulk_create(
+            [
+                CheckResult(
+                    tenant_id=tenant_id,
+                    run_id=run_id,
+                    created_at=created_at,
+                    **dict(zip((name for name, _ in RESULT_COLUMNS), row, strict=True)),
+                )
+                for row in rows
+            ],
+            batch_size=1000,
+        )
+        return
+    columns = _columns(rows, len(RESULT_COLUMNS))
+    columns[-1] = [json.dumps(value, separators=(",", ":")) for value in columns[-1]]
+    names = ", ".join(name for name, _ in RESULT_COLUMNS)
+    selected = ", ".join(
+        f"r.{name}::jsonb" if kind == "jsonb" else f"r.{name}" for name, kind in RESULT_COLUMNS
+    )
+    sql = (
+        f"INSERT INTO {CheckResult._meta.db_table} (tenant_id, run_id, created_at, {names}) "  # noqa: S608
+        f"SELECT %s, %s, %s, {selected} FROM {_unnest(RESULT_COLUMNS)}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [tenant_id, run_id, created_at, *columns])
+
+
+def insert_violations(
+    *,
+    tenant_id: int,
+    pull_request_id: int,
+    run_id: int,
+    seen_at: datetime,
+    rows: Sequence[tuple],
+) -> None:
+    """rows: tuples in VIOLATION_COLUMNS order."""
+    if not rows:
+        return
+    if connection.vendor != "postgresql":
+        Violation.objects.bulk_create(
+            [
+                Violation(
+                    tenant_id=tenant_id,
+                    pull_request_id=pull_request_id,
+                    first_seen_run_id=run_id,
+                    last_seen_run_id=run_id,
+                    first_seen_at=seen_at,
+                    last_seen_at=seen_at,
+                    **dict(zip((name for name, _ in VIOLATION_COLUMNS), row, strict=True)),
+                )
+                for row in rows
+            ],
+            batch_size=1000,
+        )
+        return
+    names = ", ".join(name for name, _ in VIOLATION_COLUMNS)
+    selected = ", ".join(f"r.{name}" for name, _ in VIOLATION_COLUMNS)
+    sql = (
+        f"INSERT INTO {Violation._meta.db_table} (tenant_id, pull_request_id, first_seen_run_id,"  # noqa: S608
+        f" last_seen_run_id, first_seen_at, last_seen_at, resolved_by_commit, {names})"
+        f" SELECT %s, %s, %s, %s, %s, %s, '', {selected} FROM {_unnest(VIOLATION_COLUMNS)}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql,
+            [
+                tenant_id,
+                pull_request_id,
+                run_id,
+                run_id,
+                seen_at,
+                seen_at,
+                *_columns(rows, len(VIOLATION_COLUMNS)),
+            ],
+        )
+
+
+def update_seen_violations(*, run_id: int, seen_at: datetime, rows: Sequence[tuple]) -> None:
+    """Violations seen again: refresh what the latest run says and (re)open them.
+
+    rows: tuples in VIOLATION_UPDATE_COLUMNS order.
+    """
+    if not rows:
+        return
+    if connection.vendor != "postgresql":
+        objects = []
+        for violation_id, severity, status, line, message, occurrences in rows:
+            objects.append(
+                Violation(
+                    pk=violation_id,
+                    severity=severity,
+                    status=status,
+                    line=line,
+                    message=message,
+                    occurrences=occurrences,
+                    last_seen_run_id=run_id,
+                    last_seen_at=seen_at,
+                    resolved_at=None,
+                    resolved_by_commit="",
+                )
+            )
+        Violation.objects.bulk_update(
+            objects,
+            [
+                "severity",
+                "status",
+                "line",
+                "message",
+                "occurrences",
+                "last_seen_run_id",
+                "last_seen_at",
+                "resolved_at",
+                "resolved_by_commit",
+            ],
+            batch_size=1000,
+        )
+        return
+    table = Violation._meta.db_table
+    sql = (
+        f"UPDATE {table} AS v SET severity = r.severity, status = r.status, line = r.line,"  # noqa: S608
+        " message = r.message, occurrences = r.occurrences, last_seen_run_id = %s,"
+        " last_seen_at = %s, resolved_at = NULL, resolved_by_commit = ''"
+        f" FROM {_unnest(VIOLATION_UPDATE_COLUMNS)} WHERE v.id = r.id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [run_id, seen_at, *_columns(rows, len(VIOLATION_UPDATE_COLUMNS))])

@@ -1,0 +1,176 @@
+"""Reads of the compliance gate: rule statuses, violations with filters, trends, pull requests.
+
+Every read is a fixed number of queries whatever the data size: counts come from the open
+violations (indexed by tenant, status, rule), "last checked" from `RuleCheckState`, and series
+from the daily `RuleTrend` table, never from a scan of the results table.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from django.db.models import Count, QuerySet, Sum
+from django.utils import timezone
+
+from apps.compliance.models import (
+    PullRequest,
+    Rule,
+    RuleCheckState,
+    RuleTrend,
+    Tier,
+    Violation,
+    ViolationStatus,
+)
+from apps.tenancy.models import Tenant
+from opsportal.dbrouter import read_replica
+
+GREEN, YELLOW, RED, GREY = "green", "yellow", "red", "grey"
+
+
+@dataclass
+class RuleStatus:
+    rule: Rule
+    status: str
+    open_counts: dict[str, int] = field(default_factory=dict)
+    last_checked_at: datetime | None = None
+
+    @property
+    def open_total(self) -> int:
+        return sum(self.open_counts.values())
+
+    def as_dict(self) -> dict:
+        return {
+            "id": self.rule.id,
+            "name": self.rule.name,
+            "tier": self.rule.tier,
+            "category": self.rule.category,
+            "enabled": self.rule.enabled,
+            "status": self.status,
+            "last_checked_at": self.last_checked_at,
+            "open": self.open_total,
+            "open_by_severity": self.open_counts,
+            "runbook": self.rule.runbook_path,
+            "policy_file": self.rule.policy_file,
+        }
+
+
+def _status(open_counts: dict[str, int]) -> str:
+    """red = any open BLOCK, yellow = only OVERRIDE/WARNING open, green = nothing open."""
+    if open_counts.get(Tier.BLOCK):
+        return RED
+    if any(open_counts.values()):
+        return YELLOW
+    return GREEN
+
+
+def rule_statuses(tenant: Tenant, rule_id: str | None = None) -> list[RuleStatus]:
+    """Three queries: the rules, open counts by rule and severity, last-checked times."""
+    rules = Rule.objects.all() if rule_id is None else Rule.objects.filter(pk=rule_id)
+    open_violations = Violation.objects.for_tenant(tenant).filter(status=ViolationStatus.OPEN)
+    if rule_id is not None:
+        open_violations = open_violations.filter(rule_id=rule_id)
+    counts: dict[str, dict[str, int]] = defaultdict(dict)
+    for row in read_replica(
+        open_violations.values("rule_id", "severity").annotate(n=Count("id")).order_by()
+    ):
+        counts[row["rule_id"]][row["severity"]] = row["n"]
+    checked = dict(
+        read_replica(RuleCheckState.objects.for_tenant(tenant)).values_list(
+            "rule_id", "last_checked_at"
+        )
+    )
+    return [
+        RuleStatus(
+            rule=rule,
+            status=_status(counts.get(rule.id, {})) if rule.enabled else GREY,
+            open_counts=counts.get(rule.id, {}),
+            last_checked_at=checked.get(rule.id),
+        )
+        for rule in read_replica(rules)
+    ]
+
+
+def violations(tenant: Tenant, filters: dict | None = None) -> QuerySet[Violation]:
+    """Violations with the dashboard's and the API's filters: rule, severity, file (substring),
+    repository, pr, status (default: open)."""
+    filters = filters or {}
+    queryset = Violation.objects.for_tenant(tenant).select_related("pull_request")
+    status = filters.get("status") or ViolationStatus.OPEN
+    if status != "all":
+        queryset = queryset.filter(status=status)
+    if filters.get("rule"):
+        queryset = queryset.filter(rule_id=filters["rule"])
+    if filters.get("severity"):
+        queryset = queryset.filter(severity=filters["severity"])
+    if filters.get("file"):
+        queryset = queryset.filter(file_path__icontains=filters["file"])
+    if filters.get("repository"):
+        queryset = queryset.filter(pull_request__repository=filters["repository"])
+    if filters.get("pr"):
+        queryset = queryset.filter(pull_request__number=filters["pr"])
+    if filters.get("pull_request_id"):
+        queryset = queryset.filter(pull_request_id=filters["pull_request_id"])
+    return queryset
+
+
+def pull_requests(tenant: Tenant, limit: int = 20) -> list[PullRequest]:
+    return list(
+        read_replica(PullRequest.objects.for_tenant(tenant))
+        .filter(last_run_at__isnull=False)
+        .order_by("-last_run_at")[:limit]
+    )
+
+
+def pull_request(tenant: Tenant, repository: str, number: int) -> PullRequest | None:
+    return (
+        PullRequest.objects.for_tenant(tenant).filter(repository=repository, number=number).first()
+    )
+
+
+def trend_series(tenant: Tenant, start: date, end: date, rule_id: str | None = None) -> list[dict]:
+    """Daily series between two dates (inclusive); all rules summed unless one is named. The
+    compliance rate of a sum is recomputed from the sums, never averaged."""
+    rows = read_replica(RuleTrend.objects.for_tenant(tenant)).filter(day__gte=start, day__lte=end)
+    if rule_id:
+        rows = rows.filter(rule_id=rule_id)
+    by_day = {
+        row["day"]: row
+        for row in rows.values("day")
+        .annotate(evaluated=Sum("evaluated"), passing=Sum("passing"), violations=Sum("violations"))
+        .order_by("day")
+    }
+    series = []
+    day = start
+    while day <= end:
+        row = by_day.get(day)
+        evaluated = row["evaluated"] if row else 0
+        series.append(
+            {
+                "day": day.isoformat(),
+                "evaluated": evaluated,
+                "passing": row["passing"] if row else 0,
+                "violations": row["violations"] if row else 0,
+                "compliance_rate": round(row["passing"] / evaluated, 4) if evaluated else None,
+            }
+        )
+        day += timedelta(days=1)
+    return series
+
+
+def top_files(tenant: Tenant, rule_id: str, limit: int = 10) -> list[tuple[str, int]]:
+    return list(
+        Violation.objects.for_tenant(tenant)
+        .filter(rule_id=rule_id, status=ViolationStatus.OPEN)
+        .exclude(file_path="")
+        .values_list("file_path")
+        .annotate(n=Count("id"))
+        .order_by("-n", "file_path")[:limit]
+    )
+
+
+def today_for(tenant: Tenant) -> date:
+    import zoneinfo
+
+    return timezone.now().astimezone(zoneinfo.ZoneInfo(tenant.time_zone)).date()

@@ -1,0 +1,39 @@
+"""Reads for overrides: who may decide, and what the queue holds."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from apps.overrides.models import Override, OverrideState
+from apps.tenancy.models import Membership, Tenant
+from apps.tenancy.rls import all_tenants_context
+from apps.tenancy.roles import Role
+
+DECIDING_ROLES = (Role.COMPLIANCE_ADMIN, Role.TENANT_ADMIN)
+
+
+def can_decide(user, request) -> bool:
+    """A superuser, or a compliance admin / tenant admin of the admin's active tenant."""
+    if user.is_superuser:
+        return True
+    tenant = getattr(request, "tenant", None)
+    if tenant is None:
+        return False
+    with all_tenants_context():
+        return Membership.objects.filter(user=user, tenant=tenant, role__in=DECIDING_ROLES).exists()
+
+
+def pending(tenant: Tenant) -> QuerySet[Override]:
+    return Override.objects.for_tenant(tenant).filter(state=OverrideState.PENDING)
+
+
+def expiring_within(tenant: Tenant, days: int = 3, now: datetime | None = None):
+    now = now or timezone.now()
+    return Override.objects.for_tenant(tenant).filter(
+        state=OverrideState.APPROVED,
+        expires_at__gt=now,
+        expires_at__lte=now + timedelta(days=days),
+    )
