@@ -55,4 +55,8 @@ class Command(SystemCommand):
 
         if load_demo(tenant):
             self.stdout.write("alerts demo loaded (the legacy webhook fails on purpose: see DLQ)")
+        from apps.compliance.demo import load_demo as load_compliance_demo
+
+        if load_compliance_demo(tenant):
+            self.stdout.write("compliance demo loaded: 6 pull requests, 30 days of runs")
         self.stdout.write("demo data loaded")
