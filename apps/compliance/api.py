@@ -241,7 +241,11 @@ def gate_body(pull_request) -> dict:
 class RuleList(APIView):
     required_roles = READ_ROLES
 
-    @extend_schema(summary="The 25 rules with status, last checked and open counts")
+    @extend_schema(
+        summary="The 25 rules with status, last checked and open counts",
+        operation_id="compliance_rules_list",
+        responses={200: OpenApiTypes.OBJECT},
+    )
     def get(self, request):
         return Response({"rules": [s.as_dict() for s in selectors.rule_statuses(request.tenant)]})
 
@@ -249,7 +253,10 @@ class RuleList(APIView):
 class RuleDetail(APIView):
     required_roles = READ_ROLES
 
-    @extend_schema(summary="One rule: status, 90-day series, top files")
+    @extend_schema(
+        summary="One rule: status, 90-day series, top files",
+        responses={200: OpenApiTypes.OBJECT, 404: None},
+    )
     def get(self, request, rule_id: str):
         statuses = selectors.rule_statuses(request.tenant, rule_id)
         if not statuses:
@@ -340,6 +347,7 @@ class Trends(APIView):
             OpenApiParameter("from", OpenApiTypes.DATE),
             OpenApiParameter("to", OpenApiTypes.DATE),
         ],
+        responses={200: OpenApiTypes.OBJECT},
     )
     def get(self, request):
         params = request.query_params

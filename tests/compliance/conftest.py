@@ -58,6 +58,17 @@ def sarif_result(rule_id: str, path: str = "src/app.py", line: int = 3, text: st
     }
 
 
+@pytest.fixture(autouse=True)
+def _fresh_throttles():
+    """Throttle counters live in the cache, keyed by token id; SQLite reuses the ids of rolled
+    back rows, so a later test's token would inherit an earlier test's count."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
 @pytest.fixture
 def ci(tenant, make_token, api):
     return api(make_token(tenant, Role.CI))
