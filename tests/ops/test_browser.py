@@ -8,6 +8,7 @@ from django.test import override_settings
 
 from apps.alerts.delivery import deliver_due
 from apps.alerts.demo import load_demo
+from apps.compliance.demo import load_demo as load_compliance_demo
 from apps.audit.services import store_evidence
 from apps.core.services import beat
 from apps.tenancy.roles import Role
@@ -27,6 +28,7 @@ def demo_data(django_user_model):
     create_api_token(tenant=demo, name="demo-ci", role=Role.CI)
     store_evidence(tenant_id=demo.pk, kind="demo.release-evidence", content={"tests": 812})
     load_demo(demo)
+    load_compliance_demo(demo)
     with override_settings(ALERT_DELIVERY_MAX_ATTEMPTS=1):
         deliver_due()
     beat()
