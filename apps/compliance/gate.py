@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.db.models import Count, Exists, OuterRef
@@ -122,6 +123,14 @@ def compute_gate(
     return state
 
 
+def dashboard_url(pull_request: PullRequest) -> str:
+    """The dashboard filtered to this pull request (absolute when PUBLIC_BASE_URL is set)."""
+    query = urlencode(
+        {"repository": pull_request.repository, "pr": pull_request.number, "status": "all"}
+    )
+    return f"{settings.PUBLIC_BASE_URL.rstrip('/')}/admin/compliance/?{query}"
+
+
 def violation_brief(violation: Violation) -> dict:
     return {
         "id": violation.pk,
@@ -160,7 +169,7 @@ def _summary(state: GateState, pull_request: PullRequest) -> tuple[str, str]:
         ]
     base = settings.PUBLIC_BASE_URL.rstrip("/")
     if base:
-        lines += ["", f"Details: {base}/admin/compliance/?pr={pull_request.pk}"]
+        lines += ["", f"Details: {dashboard_url(pull_request)}"]
     return headline, "\n".join(lines)
 
 
@@ -189,7 +198,7 @@ def check_run_body(pull_request: PullRequest, state: GateState, annotated: list[
     }
     base = settings.PUBLIC_BASE_URL.rstrip("/")
     if base:
-        body["details_url"] = f"{base}/admin/compliance/?pr={pull_request.pk}"
+        body["details_url"] = dashboard_url(pull_request)
     return body
 
 

@@ -473,7 +473,7 @@ def notify_run(run_id: int, opened: dict[str, int]) -> int:
                 "new_violations": count,
                 "decision": pull_request.decision,
             },
-            links=[{"href": f"/admin/compliance/?pr={pull_request.pk}", "text": "Compliance"}],
+            links=[{"href": gate.dashboard_url(pull_request), "text": "Compliance dashboard"}],
         )
         raised += 1
     for rule_id in _rules_with_alerts(pull_request) - set(still_open):
