@@ -8,8 +8,8 @@ from django.test import override_settings
 
 from apps.alerts.delivery import deliver_due
 from apps.alerts.demo import load_demo
-from apps.compliance.demo import load_demo as load_compliance_demo
 from apps.audit.services import store_evidence
+from apps.compliance.demo import load_demo as load_compliance_demo
 from apps.core.services import beat
 from apps.tenancy.roles import Role
 from apps.tenancy.services import add_member, create_api_token, create_tenant

@@ -10,33 +10,50 @@ from functools import lru_cache
 
 from .findings import normalize_path
 
-# Applied in this order, before lowercasing (the "L12" form is case-sensitive).
-_LINE_REFERENCES = (
-    # "app/settings.py:12:5" -> "app/settings.py" (a file name with an extension)
-    (re.compile(r"(\b[\w./-]*\.[A-Za-z][A-Za-z0-9]{0,9}):\d+(?::\d+)?\b", re.ASCII), r"\1"),
-    # "line 12", "lines 3-5", "line: 12", "lines 3 to 5", "column 7", "col 7"
-    (
-        re.compile(
-            r"\b(lines?|columns?|cols?)\s*:?\s*\d+(?:\s*(?:-|\u2013|to)\s*\d+)?\b",
-            re.ASCII | re.IGNORECASE,
-        ),
-        r"\1",
-    ),
-    # "L12", "L12-L15", "L12C5" (GitHub-style anchors)
-    (re.compile(r"\bL\d+(?:C\d+)?(?:-L?\d+(?:C\d+)?)?\b", re.ASCII), ""),
-    # "(12:5)", "[12:5]"
-    (re.compile(r"[(\[]\s*\d+\s*:\s*\d+\s*[)\]]", re.ASCII), ""),
-)
-_WHITESPACE = re.compile(r"\s+")
+_DIGIT = re.compile(r"\d", re.ASCII)
+# ":12" or ":12:5" right after a file name with an extension ("app/settings.py:12:5"); the file
+# name is checked in _drop_file_position so that the pattern can start with a literal.
+_FILE_POSITION = re.compile(r":\d+(?::\d+)?\b", re.ASCII)
+# "(12:5)", "[12:5]"
+_BRACKETED_POSITION = re.compile(r"[(\[]\s*\d+\s*:\s*\d+\s*[)\]]", re.ASCII)
+# "L12", "L12-L15", "L12C5" (GitHub-style anchors); case-sensitive, so applied before lowercasing
+_LINE_ANCHOR = re.compile(r"L(?<=\bL)\d+(?:C\d+)?(?:-L?\d+(?:C\d+)?)?\b", re.ASCII)
+# On lowercased text: "line 12", "lines 3-5", "line: 12", "lines 3 to 5" -> "line";
+# "column 7", "col 7" -> "col". Each starts with a literal so that the scan is quick.
+_RANGE = r"\s*:?\s*\d+(?:\s*(?:-|\u2013|to)\s*\d+)?\b"
+_LINE_WORD = re.compile(r"line(?<=\bline)s?" + _RANGE, re.ASCII)
+_COLUMN_WORD = re.compile(r"col(?<=\bcol)(?:umn)?s?" + _RANGE, re.ASCII)
+
+
+def _drop_file_position(match: re.Match[str]) -> str:
+    head = match.string[max(0, match.start() - 11) : match.start()]
+    dot = head.rfind(".")
+    extension = head[dot + 1 :]
+    if dot >= 0 and extension.isascii() and extension.isalnum() and extension[:1].isalpha():
+        return ""
+    return match.group(0)
 
 
 @lru_cache(maxsize=65_536)
 def normalize_message(message: str) -> str:
-    """Lowercased, whitespace collapsed, line and column references removed."""
-    if any(c.isdigit() for c in message):
-        for pattern, replacement in _LINE_REFERENCES:
-            message = pattern.sub(replacement, message)
-    return _WHITESPACE.sub(" ", message.lower()).strip()
+    """Lowercased, whitespace collapsed, line and column references removed.
+
+    Each pattern runs only when the message has what it needs (a digit, a colon, an "L"), since
+    the caller fingerprints every finding of a run.
+    """
+    if _DIGIT.search(message) is None:
+        return " ".join(message.lower().split())
+    if ":" in message:
+        message = _FILE_POSITION.sub(_drop_file_position, message)
+        message = _BRACKETED_POSITION.sub("", message)
+    if "L" in message:
+        message = _LINE_ANCHOR.sub("", message)
+    message = message.lower()
+    if "line" in message:
+        message = _LINE_WORD.sub("line", message)
+    if "col" in message:
+        message = _COLUMN_WORD.sub("col", message)
+    return " ".join(message.split())
 
 
 def fingerprint(rule_id: str, file_path: str, message: str) -> str:

@@ -268,88 +268,41 @@ def _parse_run(
             )
             continue
 
-        # Location (inlined: this loop runs once per result).
+        # Location and message: subscripts for the usual shape, the checking helpers for the
+        # rest (missing parts, wrong types, index-only artifacts, message ids and arguments).
         file_path = ""
         line = None
         locations = result.get("locations")
         if locations:
-            if not isinstance(locations, list) or not isinstance(locations[0], dict):
-                _location_error(locations, f"{rp}.results[{i}]", errors)
-                continue
-            physical = locations[0].get("physicalLocation")
-            if physical is not None:
-                if not isinstance(physical, dict):
-                    errors.add(
-                        f"{rp}.results[{i}].locations[0].physicalLocation",
-                        f"must be an object, got {describe(physical)}",
-                    )
+            try:
+                physical = locations[0]["physicalLocation"]
+                uri = physical["artifactLocation"]["uri"]
+                line = physical["region"]["startLine"]
+                usual = type(uri) is str and type(line) is int and line > 0
+            except (KeyError, TypeError):
+                usual = False
+            if usual:
+                file_path = path_cache.get(uri, "")
+            if not file_path:
+                where = _location(locations, artifacts, roots, path_cache, rp, i, errors)
+                if where is None:
                     continue
-                artifact = physical.get("artifactLocation")
-                if artifact is not None:
-                    uri = artifact.get("uri") if isinstance(artifact, dict) else None
-                    if uri is None:
-                        uri = _artifact_uri(artifact, artifacts)
-                    if uri is not None:
-                        file_path = path_cache.get(uri, "") if type(uri) is str else None
-                        if not file_path:
-                            if file_path is None:
-                                errors.add(
-                                    f"{rp}.results[{i}]{_URI}",
-                                    f"must be a string, got {describe(uri)}",
-                                )
-                                continue
-                            file_path = _uri_to_path(uri, roots)
-                            if len(file_path) > MAX_PATH_LENGTH:
-                                errors.add(
-                                    f"{rp}.results[{i}]{_URI}",
-                                    f"must be at most {MAX_PATH_LENGTH} characters",
-                                )
-                                continue
-                            path_cache[uri] = file_path
-                region = physical.get("region")
-                if isinstance(region, dict):
-                    line = region.get("startLine")
-                    if line is not None and (type(line) is not int or line < 1):
-                        errors.add(
-                            f"{rp}.results[{i}]{_START_LINE}",
-                            f"must be an integer >= 1, got {describe(line)}",
-                        )
-                        continue
+                file_path, line = where
         elif locations is not None and not isinstance(locations, list):
             errors.add(f"{rp}.results[{i}].locations", f"must be a list, got {describe(locations)}")
             continue
 
-        # Message.
         message = result.get("message")
-        text = None
-        if message is not None:
-            if not isinstance(message, dict):
-                errors.add(
-                    f"{rp}.results[{i}].message", f"must be an object, got {describe(message)}"
-                )
-                continue
-            text = message.get("text")
+        try:
+            text = message["text"]
+            usual = type(text) is str and "arguments" not in message
+        except (KeyError, TypeError):
+            usual = False
+        if not usual:
+            text = _message(message, rule_id, rule_obj, component, rp, i, errors)
             if text is None:
-                text = message.get("markdown")
-            if text is None and "id" in message:
-                if rule_obj is None:
-                    rule_obj = component.by_id.get(rule_id)
-                text = _message_string(message.get("id"), rule_obj, component)
-            if text is not None:
-                if not isinstance(text, str):
-                    errors.add(
-                        f"{rp}.results[{i}].message.text",
-                        f"must be a string, got {describe(text)}",
-                    )
-                    continue
-                arguments = message.get("arguments")
-                if arguments and isinstance(arguments, list):
-                    text = substitute_arguments(text, arguments)
-        if text is None:
-            if rule_obj is None:
-                rule_obj = component.by_id.get(rule_id)
-            text = _short_description(rule_obj)
-        elif len(text) > MAX_MESSAGE_LENGTH:
+                continue
+        if len(text) > MAX_MESSAGE_LENGTH:
             text = text[:MAX_MESSAGE_LENGTH]
 
         context: dict[str, Any] = {"level": level, "kind": kind}
@@ -402,13 +355,96 @@ def _pick_component(
     return main
 
 
-def _location_error(locations: Any, result_path: str, errors: ErrorCollector) -> None:
+def _location(
+    locations: Any,
+    artifacts: Any,
+    roots: tuple[str, ...],
+    path_cache: dict[str, str],
+    rp: str,
+    i: int,
+    errors: ErrorCollector,
+) -> tuple[str, int | None] | None:
+    """(file path, start line) from a non-empty `locations`, or None after reporting an error."""
     if not isinstance(locations, list):
-        errors.add(f"{result_path}.locations", f"must be a list, got {describe(locations)}")
-    else:
+        errors.add(f"{rp}.results[{i}].locations", f"must be a list, got {describe(locations)}")
+        return None
+    location = locations[0]
+    if not isinstance(location, dict):
         errors.add(
-            f"{result_path}.locations[0]", f"must be an object, got {describe(locations[0])}"
+            f"{rp}.results[{i}].locations[0]", f"must be an object, got {describe(location)}"
         )
+        return None
+    physical = location.get("physicalLocation")
+    if physical is None:
+        return "", None  # e.g. only a logicalLocation
+    if not isinstance(physical, dict):
+        errors.add(
+            f"{rp}.results[{i}].locations[0].physicalLocation",
+            f"must be an object, got {describe(physical)}",
+        )
+        return None
+    file_path = ""
+    artifact = physical.get("artifactLocation")
+    uri = None if artifact is None else _artifact_uri(artifact, artifacts)
+    if uri is not None:
+        if type(uri) is not str:
+            errors.add(f"{rp}.results[{i}]{_URI}", f"must be a string, got {describe(uri)}")
+            return None
+        file_path = path_cache.get(uri, "")
+        if not file_path:
+            file_path = _uri_to_path(uri, roots)
+            if len(file_path) > MAX_PATH_LENGTH:
+                errors.add(
+                    f"{rp}.results[{i}]{_URI}", f"must be at most {MAX_PATH_LENGTH} characters"
+                )
+                return None
+            path_cache[uri] = file_path
+    line = None
+    region = physical.get("region")
+    if isinstance(region, dict):
+        line = region.get("startLine")
+        if line is not None and (type(line) is not int or line < 1):
+            errors.add(
+                f"{rp}.results[{i}]{_START_LINE}", f"must be an integer >= 1, got {describe(line)}"
+            )
+            return None
+    return file_path, line
+
+
+def _message(
+    message: Any,
+    rule_id: str,
+    rule: dict[str, Any] | None,
+    component: _Component,
+    rp: str,
+    i: int,
+    errors: ErrorCollector,
+) -> str | None:
+    """The result's message text with its fallbacks, or None after reporting an error."""
+    text = None
+    if message is not None:
+        if not isinstance(message, dict):
+            errors.add(f"{rp}.results[{i}].message", f"must be an object, got {describe(message)}")
+            return None
+        text = message.get("text")
+        if text is None:
+            text = message.get("markdown")
+        if text is None and "id" in message:
+            text = _message_string(
+                message.get("id"), rule or component.by_id.get(rule_id), component
+            )
+        if text is not None:
+            if not isinstance(text, str):
+                errors.add(
+                    f"{rp}.results[{i}].message.text", f"must be a string, got {describe(text)}"
+                )
+                return None
+            arguments = message.get("arguments")
+            if arguments and isinstance(arguments, list):
+                text = substitute_arguments(text, arguments)
+    if text is None:
+        text = _short_description(rule or component.by_id.get(rule_id))
+    return text
 
 
 def _artifact_uri(artifact: Any, artifacts: Any) -> Any:
