@@ -89,6 +89,7 @@ def _identity(request, parsed, source_format: str) -> services.RunIdentity:
     if errors:
         raise ValidationError(errors)
     return services.RunIdentity(
+        source_root=query.get("source_root", "")[:1000],
         repository=str(repository),
         pull_request=number,
         commit_sha=str(commit_sha).lower(),
@@ -117,6 +118,12 @@ class RunIngest(APIView):
             OpenApiParameter("pr", int, description="pull request number"),
             OpenApiParameter("commit_sha", str),
             OpenApiParameter("tool", str),
+            OpenApiParameter(
+                "source_root",
+                str,
+                description="checkout directory stripped from absolute file paths "
+                "(default: the GitHub Actions layout …/<name>/<name>/ is recognised)",
+            ),
         ],
         request={ct: OpenApiTypes.OBJECT for ct in SUPPORTED_CONTENT_TYPES},
         responses={

@@ -63,6 +63,23 @@ class RunIdentity:
     commit_sha: str
     tool: str
     source_format: str
+    source_root: str = ""  # a checkout directory to strip from absolute paths
+
+
+def repository_relative(path: str, identity: RunIdentity) -> str:
+    """Tools such as ruff write absolute `file://` paths. GitHub annotations need paths relative
+    to the repository, and a fingerprint must not change with the runner's directory, so an
+    absolute path loses the given source root, or else the GitHub Actions checkout prefix
+    (`…/<name>/<name>/`)."""
+    if not path.startswith("/"):
+        return path
+    root = identity.source_root.rstrip("/")
+    if root and path.startswith(root + "/"):
+        return path[len(root) + 1 :]
+    name = identity.repository.rsplit("/", 1)[-1]
+    marker = f"/{name}/{name}/"
+    index = path.find(marker)
+    return path[index + len(marker) :] if index >= 0 else path
 
 
 @dataclass
@@ -136,6 +153,8 @@ def prepare_run(
             prepared.ignored += 1
             continue
         prepared.rules_checked.add(rule_id)
+        if finding.file_path.startswith("/"):
+            finding.file_path = repository_relative(finding.file_path, identity)
         fp = ""
         if finding.status == VIOLATION:
             fp = fingerprint(rule_id, finding.file_path, finding.message)

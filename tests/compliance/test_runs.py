@@ -285,3 +285,29 @@ def test_posting_to_another_tenants_repository_name_creates_a_separate_pull_requ
     body = post_run(native(results=[passed("R01")]), client=theirs).json()
     assert body["decision"] == "PASS", "the other tenant's violations are invisible here"
     assert PullRequest.objects.count() == 2
+
+
+def test_absolute_sarif_paths_become_repository_relative(post_run, tenant):
+    _map(tenant, "ruff", "*", "R19")
+    on_runner = sarif_result("F401", path="file:///home/runner/work/web/web/src/app.py")
+    elsewhere = sarif_result("E501", path="file:///builds/ci/src/long.py")
+    document = sarif([on_runner, elsewhere])
+    response = post_run(document, content_type="application/sarif+json", query=SARIF_QUERY)
+    assert response.status_code == 201, response.content
+    paths = set(Violation.objects.values_list("file_path", flat=True))
+    assert paths == {"src/app.py", "/builds/ci/src/long.py"}
+    annotations = response.json()["check_run"]["output"]["annotations"]
+    assert {a["path"] for a in annotations} == paths
+    Violation.objects.all().delete()
+    CheckResult.objects.all().delete()
+    CheckRun.objects.all().delete()
+    rooted = post_run(
+        document,
+        content_type="application/sarif+json",
+        query=SARIF_QUERY + "&source_root=/builds/ci",
+    )
+    assert rooted.status_code == 201
+    assert set(Violation.objects.values_list("file_path", flat=True)) == {
+        "src/app.py",
+        "src/long.py",
+    }
