@@ -16,7 +16,6 @@ from datetime import datetime
 from pathlib import Path
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count
 from django.utils import timezone
 
 from apps.audit.services import record_event
@@ -31,7 +30,6 @@ from apps.compliance.models import (
     Rule,
     RuleCheckState,
     SourceFormat,
-    Tier,
     ToolRuleMapping,
     UnmappedResults,
     Violation,
@@ -44,7 +42,6 @@ from apps.tenancy.models import Tenant
 logger = logging.getLogger(__name__)
 
 MAX_LISTED_PROBLEMS = 100
-ALERT_TIER = {Tier.BLOCK: 1, Tier.OVERRIDE: 2, Tier.WARNING: 3}
 
 
 class RunRejected(Exception):
@@ -450,71 +447,6 @@ def _mark_rules_checked(tenant: Tenant, rule_ids: set[str], now: datetime) -> No
     RuleCheckState.objects.for_tenant(tenant).filter(
         rule_id__in=rule_ids, last_checked_at__lt=now
     ).update(last_checked_at=now)
-
-
-def notify_run(run_id: int, opened: dict[str, int]) -> int:
-    """Raise one alert per rule with new violations (tier by the rule's tier), and resolve the
-    alerts of rules this pull request no longer violates. Idempotent: alerts deduplicate."""
-    from apps.alerts.services import raise_alert, resolve_alert
-
-    run = CheckRun.objects.select_related("pull_request", "tenant").filter(pk=run_id).first()
-    if run is None:
-        return 0
-    pull_request, tenant = run.pull_request, run.tenant
-    still_open = dict(
-        Violation.objects.filter(pull_request=pull_request, status=ViolationStatus.OPEN)
-        .values_list("rule_id")
-        .annotate(n=Count("id"))
-        .order_by()
-    )
-    rules = {rule.id: rule for rule in Rule.objects.filter(pk__in=[*opened, *still_open])}
-    raised = 0
-    for rule_id, count in sorted(opened.items()):
-        rule = rules.get(rule_id)
-        if rule is None or not still_open.get(rule_id):
-            continue
-        raise_alert(
-            tenant,
-            source="compliance",
-            tier=ALERT_TIER[rule.tier],
-            dedup_key=alert_key(pull_request, rule_id),
-            title=f"{rule.tier} {rule_id} in {pull_request}: {rule.name}",
-            summary=(
-                f"{count} new {rule.tier} violation{'s' if count != 1 else ''} of {rule_id} "
-                f"({rule.name}) at {run.commit_sha[:12]} by {run.tool}. "
-                f"Gate: {pull_request.decision}."
-            ),
-            details={
-                "repository": pull_request.repository,
-                "pull_request": pull_request.number,
-                "rule": rule_id,
-                "tier": rule.tier,
-                "new_violations": count,
-                "decision": pull_request.decision,
-            },
-            links=[{"href": gate.dashboard_url(pull_request), "text": "Compliance dashboard"}],
-        )
-        raised += 1
-    for rule_id in _rules_with_alerts(pull_request) - set(still_open):
-        resolve_alert(tenant, alert_key(pull_request, rule_id))
-    return raised
-
-
-def alert_key(pull_request: PullRequest, rule_id: str) -> str:
-    return f"compliance:{pull_request.repository}#{pull_request.number}:{rule_id}"
-
-
-def _rules_with_alerts(pull_request: PullRequest) -> set[str]:
-    from apps.alerts.models import Alert, AlertStatus
-
-    prefix = f"compliance:{pull_request.repository}#{pull_request.number}:"
-    keys = (
-        Alert.objects.for_tenant(pull_request.tenant_id)
-        .filter(dedup_key__startswith=prefix)
-        .exclude(status=AlertStatus.RESOLVED)
-        .values_list("dedup_key", flat=True)
-    )
-    return {key[len(prefix) :] for key in keys}
 
 
 def load_rules(path: Path | str = DEFAULT_CATALOG) -> LoadReport:

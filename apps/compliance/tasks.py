@@ -11,7 +11,7 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from apps.compliance import services, trends
+from apps.compliance import notifications, trends
 from apps.core.taskbase import OpsTask
 from apps.tenancy.models import Tenant
 from apps.tenancy.rls import all_tenants_context, tenant_context
@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 @shared_task(base=OpsTask, name="compliance.notify_run")
 def notify_run(run_id: int, opened: dict[str, int] | None = None, **_kwargs) -> int:
     with all_tenants_context():
-        return services.notify_run(run_id, opened or {})
+        return notifications.notify_run(run_id, opened or {})
 
 
 @shared_task(base=OpsTask, name="compliance.build_trends")
