@@ -1,9 +1,10 @@
 """Set-based writes for the ingestion path.
 
-A 10,000-result run must be stored in well under a second, so results and violations are written
-with one statement each. On PostgreSQL that is `INSERT … SELECT FROM unnest(arrays)` (COPY FROM
-is refused on tables with row-level security, and the app role is subject to it) and
-`UPDATE … FROM unnest(arrays)`; elsewhere Django's bulk_create/bulk_update.
+A 10,000-result run must be stored in well under a second. On PostgreSQL the results are
+COPYed into a session temp table (COPY FROM is refused on tables with row-level security, which
+the app role is subject to; the temp table has none) and moved with one `INSERT … SELECT`, which
+row-level security checks. Violations, a few thousand at most, use `INSERT … SELECT FROM
+unnest(arrays)` and `UPDATE … FROM unnest(arrays)`. Elsewhere, Django's bulk_create/bulk_update.
 """
 
 from __future__ import annotations
@@ -80,18 +81,27 @@ def insert_results(
             batch_size=1000,
         )
         return
-    columns = _columns(rows, len(RESULT_COLUMNS))
-    columns[-1] = [json.dumps(value, separators=(",", ":")) for value in columns[-1]]
     names = ", ".join(name for name, _ in RESULT_COLUMNS)
-    selected = ", ".join(
-        f"r.{name}::jsonb" if kind == "jsonb" else f"r.{name}" for name, kind in RESULT_COLUMNS
-    )
-    sql = (
-        f"INSERT INTO {CheckResult._meta.db_table} (tenant_id, run_id, created_at, {names}) "  # noqa: S608
-        f"SELECT %s, %s, %s, {selected} FROM {_unnest(RESULT_COLUMNS)}"
-    )
+    definition = ", ".join(f"{name} {kind}" for name, kind in RESULT_COLUMNS)
     with connection.cursor() as cursor:
-        cursor.execute(sql, [tenant_id, run_id, created_at, *columns])
+        # A session temp table (no RLS of its own; emptied at commit) filled with COPY, whose
+        # rows psycopg encodes in C, then one INSERT ... SELECT into the RLS-checked table.
+        cursor.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS compliance_result_stage ({definition})"
+            " ON COMMIT DELETE ROWS"
+        )
+        with cursor.cursor.copy(f"COPY compliance_result_stage ({names}) FROM STDIN") as copy:
+            write = copy.write_row
+            dumps = json.dumps
+            for row in rows:
+                write((*row[:-1], dumps(row[-1], separators=(",", ":"))))
+        cursor.execute(
+            f"INSERT INTO {CheckResult._meta.db_table} (tenant_id, run_id, created_at, {names}) "  # noqa: S608
+            f"SELECT %s, %s, %s, {names} FROM compliance_result_stage",
+            [tenant_id, run_id, created_at],
+        )
+        # Emptied now, not only at commit: two runs may be recorded in one transaction.
+        cursor.execute("TRUNCATE compliance_result_stage")
 
 
 def insert_violations(
@@ -144,7 +154,9 @@ def insert_violations(
         )
 
 
-def update_seen_violations(*, run_id: int, seen_at: datetime, rows: Sequence[tuple]) -> None:
+def update_seen_violations(
+    *, run_id: int, tool: str, seen_at: datetime, rows: Sequence[tuple]
+) -> None:
     """Violations seen again: refresh what the latest run says and (re)open them.
 
     rows: tuples in VIOLATION_UPDATE_COLUMNS order.
@@ -162,6 +174,7 @@ def update_seen_violations(*, run_id: int, seen_at: datetime, rows: Sequence[tup
                     line=line,
                     message=message,
                     occurrences=occurrences,
+                    tool=tool,
                     last_seen_run_id=run_id,
                     last_seen_at=seen_at,
                     resolved_at=None,
@@ -176,6 +189,7 @@ def update_seen_violations(*, run_id: int, seen_at: datetime, rows: Sequence[tup
                 "line",
                 "message",
                 "occurrences",
+                "tool",
                 "last_seen_run_id",
                 "last_seen_at",
                 "resolved_at",
@@ -187,9 +201,9 @@ def update_seen_violations(*, run_id: int, seen_at: datetime, rows: Sequence[tup
     table = Violation._meta.db_table
     sql = (
         f"UPDATE {table} AS v SET severity = r.severity, status = r.status, line = r.line,"  # noqa: S608
-        " message = r.message, occurrences = r.occurrences, last_seen_run_id = %s,"
+        " message = r.message, occurrences = r.occurrences, tool = %s, last_seen_run_id = %s,"
         " last_seen_at = %s, resolved_at = NULL, resolved_by_commit = ''"
         f" FROM {_unnest(VIOLATION_UPDATE_COLUMNS)} WHERE v.id = r.id"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [run_id, seen_at, *_columns(rows, len(VIOLATION_UPDATE_COLUMNS))])
+        cursor.execute(sql, [tool, run_id, seen_at, *_columns(rows, len(VIOLATION_UPDATE_COLUMNS))])

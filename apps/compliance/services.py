@@ -270,7 +270,11 @@ def record_run(
                 "response",
             ]
         )
-        _mark_rules_checked(tenant, prepared.rules_checked, now)
+        # After commit: these rows are shared by every run of the tenant, so updating them
+        # inside this transaction would serialise concurrent runs until it commits. "Last
+        # checked" is advisory, and it never moves backwards.
+        rules_checked = prepared.rules_checked
+        transaction.on_commit(lambda: _mark_rules_checked(tenant, rules_checked, now))
         record_event(
             tenant_id=tenant.pk,
             action="compliance.run_recorded",
@@ -348,9 +352,7 @@ def _update_violations(
         seen_at=now,
         rows=new_rows,
     )
-    bulk.update_seen_violations(run_id=run.pk, seen_at=now, rows=seen_rows)
-    if seen_rows:
-        Violation.objects.filter(pk__in=[row[0] for row in seen_rows]).update(tool=run.tool)
+    bulk.update_seen_violations(run_id=run.pk, tool=run.tool, seen_at=now, rows=seen_rows)
     resolved = (
         Violation.objects.filter(
             pull_request=pull_request,
@@ -437,15 +439,16 @@ def _mark_rules_checked(tenant: Tenant, rule_ids: set[str], now: datetime) -> No
     recorded out of order, e.g. a backfill)."""
     if not rule_ids:
         return
+    ordered = sorted(rule_ids)  # rows are locked in one order by every writer: no deadlock
     RuleCheckState.objects.bulk_create(
         [
             RuleCheckState(tenant=tenant, rule_id=rule_id, last_checked_at=now)
-            for rule_id in rule_ids
+            for rule_id in ordered
         ],
         ignore_conflicts=True,
     )
     RuleCheckState.objects.for_tenant(tenant).filter(
-        rule_id__in=rule_ids, last_checked_at__lt=now
+        rule_id__in=ordered, last_checked_at__lt=now
     ).update(last_checked_at=now)
 
 
