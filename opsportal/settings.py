@@ -309,6 +309,7 @@ PAGERDUTY_EVENTS_URL = env.str(
 COMPLIANCE_MAX_RESULTS = env.int("COMPLIANCE_MAX_RESULTS", default=100_000)
 COMPLIANCE_VIOLATION_RETENTION_DAYS = env.int("COMPLIANCE_VIOLATION_RETENTION_DAYS", default=90)
 COMPLIANCE_TREND_RETENTION_DAYS = env.int("COMPLIANCE_TREND_RETENTION_DAYS", default=365)
+COMPLIANCE_GATE_CACHE_SECONDS = env.int("COMPLIANCE_GATE_CACHE_SECONDS", default=300)
 
 # --- Logging ----------------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

@@ -9,7 +9,9 @@ import re
 from datetime import date, timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 from django.http import StreamingHttpResponse
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
@@ -196,28 +198,52 @@ class Gate(APIView):
         )
         if pull_request is None:
             raise NotFound("No run has been recorded for this pull request.")
-        body = gate_body(pull_request)
-        etag = (
-            '"'
-            + hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[
-                :32
-            ]
-            + '"'
-        )
+        pull_request.tenant = request.tenant  # the same row: no second query for it
+        body, etag = cached_gate(pull_request)
         if etag in [t.strip() for t in request.headers.get("If-None-Match", "").split(",")]:
             return Response(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag})
         return Response(body, headers={"ETag": etag, "Cache-Control": "private, no-cache"})
 
 
-def gate_body(pull_request) -> dict:
+def cached_gate(pull_request) -> tuple[dict, str]:
+    """The gate body and its ETag, cached per pull request version and settings version.
+
+    Everything that changes a decision bumps one of the two (a run, an override decision or
+    expiry, a settings edit), so a cached body is never stale, except for time itself: an
+    approved override stops covering at its expiry, so the entry never outlives the earliest
+    one, whether or not the expiry job has run yet.
+    """
+    config = services.settings_for(pull_request.tenant)
+    key = f"compliance:gate:{pull_request.pk}:{pull_request.version}:{config.version}"
+    cached = cache.get(key)
+    if cached is not None:
+        return cached
+    body = gate_body(pull_request, config)
+    etag = (
+        '"'
+        + hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:32]
+        + '"'
+    )
+    now = timezone.now()
+    expiries = [
+        o["expires_at"] for o in body["overrides"] if o["state"] == "APPROVED" and o["expires_at"]
+    ]
+    ttl = settings.COMPLIANCE_GATE_CACHE_SECONDS
+    if expiries:
+        ttl = min(ttl, (min(expiries) - now).total_seconds())
+    if ttl >= 1:
+        cache.set(key, (body, etag), timeout=int(ttl))
+    return body, etag
+
+
+def gate_body(pull_request, config) -> dict:
     from apps.overrides.models import LIVE_STATES, Override
 
-    config = services.settings_for(pull_request.tenant)
-    state = gate.compute_gate(pull_request, config)
+    state = gate.compute_gate(pull_request, config, list_blocking=False)
     open_violations = list(
-        Violation.objects.filter(pull_request=pull_request, status=ViolationStatus.OPEN).order_by(
-            "severity", "rule_id", "file_path", "id"
-        )[:200]
+        Violation.objects.filter(pull_request=pull_request, status=ViolationStatus.OPEN)
+        .only(*gate.BRIEF_FIELDS)
+        .order_by("severity", "rule_id", "file_path", "id")[:200]
     )
     overrides = list(
         Override.objects.filter(pull_request=pull_request, state__in=LIVE_STATES).values(

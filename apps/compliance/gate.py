@@ -81,8 +81,24 @@ def score_and_decision(
     return score, Decision.OVERRIDE_APPROVED if overridden else Decision.PASS
 
 
+BRIEF_FIELDS = (
+    "id",
+    "pull_request_id",
+    "rule_id",
+    "severity",
+    "fingerprint",
+    "file_path",
+    "line",
+    "message",
+)
+
+
 def compute_gate(
-    pull_request: PullRequest, config: ComplianceSettings, now: datetime | None = None
+    pull_request: PullRequest,
+    config: ComplianceSettings,
+    now: datetime | None = None,
+    *,
+    list_blocking: bool = True,
 ) -> GateState:
     """Two queries: open violations grouped by rule, tier and coverage; the blocking ones."""
     now = now or timezone.now()
@@ -114,7 +130,7 @@ def compute_gate(
         by_rule=dict(sorted(by_rule.items())),
         blocking_total=open_counts[Tier.BLOCK],
     )
-    if state.blocking_total:
+    if state.blocking_total and list_blocking:
         state.blocking = list(
             open_violations.filter(severity=Tier.BLOCK)
             .exclude(covered_by_override(now))

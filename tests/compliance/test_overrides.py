@@ -3,6 +3,7 @@ same pull request, validation, throttling, and the audit trail of every transiti
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -14,6 +15,7 @@ from apps.compliance.models import PullRequest, Violation
 from apps.overrides import services
 from apps.overrides.models import Override, OverrideState
 from apps.tenancy.roles import Role
+from opsportal.context import Actor
 from tests.compliance.conftest import native, passed, violation
 
 pytestmark = pytest.mark.django_db
@@ -100,18 +102,34 @@ def test_an_approved_override_covers_the_fingerprint_in_later_runs_of_the_pr(
     assert other_pr["decision"] == "BLOCKED", "an override belongs to one pull request"
 
 
-def test_expiry_blocks_again_at_once_and_the_beat_job_records_it(blocked, developer, approver):
+def test_expiry_blocks_again_at_once_and_the_beat_job_records_it(blocked, developer):
     override = _request(developer, blocked.pk, expires_in_days=1).json()
-    approver.post(f"/api/v1/overrides/{override['id']}/approve", {}, format="json")
-    assert _gate(developer)["decision"] == "OVERRIDE_APPROVED"
-    Override.objects.filter(pk=override["id"]).update(
-        expires_at=timezone.now() - timedelta(seconds=1)
+    # Approved a day ago, less two seconds: it expires two seconds from now.
+    approved_at = timezone.now() - timedelta(days=1) + timedelta(seconds=2)
+    services.approve_override(
+        Override.objects.get(pk=override["id"]), actor=Actor(label="approver"), now=approved_at
     )
-    assert _gate(developer)["decision"] == "BLOCKED", "the gate ignores an expired override"
+    assert _gate(developer)["decision"] == "OVERRIDE_APPROVED"
+    time.sleep(2.2)
+    assert _gate(developer)["decision"] == "BLOCKED", "no job needed: the expiry counts at once"
     assert services.expire_overrides() == 1
     expired = Override.objects.get()
     assert expired.state == OverrideState.EXPIRED and expired.ended_at is not None
     assert PullRequest.objects.get().decision == "BLOCKED"
+
+
+def test_the_gate_body_is_cached_per_pull_request_version(blocked, developer, approver):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    first = _gate(developer)
+    with CaptureQueriesContext(connection) as cold:
+        _gate(developer)
+    override = _request(developer, blocked.pk).json()
+    approver.post(f"/api/v1/overrides/{override['id']}/approve", {}, format="json")
+    after = _gate(developer)
+    assert (first["decision"], after["decision"]) == ("BLOCKED", "OVERRIDE_APPROVED")
+    assert not any("compliance_violation" in q["sql"] for q in cold.captured_queries)
 
 
 def test_revoking_an_approval_blocks_again(blocked, developer, approver):

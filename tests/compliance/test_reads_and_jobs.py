@@ -31,8 +31,14 @@ def reader(tenant, make_token, api):
 
 
 @pytest.fixture
-def seeded(post_run):
-    """R01 red (BLOCK open), R19 yellow (WARNING open), R02 green, R25 resolved."""
+def seeded(post_run, django_capture_on_commit_callbacks):
+    """R01 red (BLOCK open), R19 yellow (WARNING open), R02 green, R25 resolved. Commit hooks
+    run, as in production: "last checked" is recorded after commit."""
+    with django_capture_on_commit_callbacks(execute=True):
+        _seed(post_run)
+
+
+def _seed(post_run):
     post_run(native(results=[violation("R25", path="CHANGELOG.md"), passed("R02")]))
     post_run(
         native(
