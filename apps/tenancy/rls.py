@@ -129,8 +129,9 @@ def apply_row_level_security(using: str = "default", **kwargs) -> None:
             table = model._meta.db_table
             column = model._meta.get_field("tenant").column
             predicate = (
-                "current_setting('opsportal.all_tenants', true) = 'on' OR "
-                f"{column} = NULLIF(current_setting('opsportal.tenant_id', true), '')::bigint"
+                "(SELECT current_setting('opsportal.all_tenants', true)) = 'on' OR "
+                f"{column} = (SELECT NULLIF(current_setting('opsportal.tenant_id', true), '')"
+                "::bigint)"
             )
             cursor.execute(f'ALTER TABLE "{table}" ENABLE ROW LEVEL SECURITY')
             cursor.execute(f'DROP POLICY IF EXISTS {POLICY_NAME} ON "{table}"')
