@@ -194,6 +194,20 @@ def redis_setup() -> tuple[dict[str, str], object | None]:
     }, client
 
 
+def prepare_portal(*, needs_gunicorn: bool = False) -> tuple[dict[str, str], object | None]:
+    """The setup every compliance bench shares: a fresh bench database, its own Redis database
+    for cache and broker, throttling lifted (see redis_setup), and Django configured as the app
+    role. Returns the Redis environment (for servers started later) and a client to flush."""
+    if needs_gunicorn and not (common.VENV_BIN / "gunicorn").exists():
+        sys.exit("setup failed: .venv/bin/gunicorn not found (make install)")
+    common.setup_database()
+    redis_env, redis_client = redis_setup()
+    os.environ.update(redis_env)
+    os.environ["THROTTLE_RATE"] = "1000000/s"
+    common.configure_django()
+    return redis_env, redis_client
+
+
 def flush_redis(client) -> None:
     if client is not None:
         with contextlib.suppress(Exception):

@@ -254,13 +254,7 @@ def main() -> int:
         f"baseline: one run alone"
     )
     machine = common.machine()
-    if not (common.VENV_BIN / "gunicorn").exists():
-        sys.exit("setup failed: .venv/bin/gunicorn not found (make install)")
-    common.setup_database()
-    redis_env, redis_client = data.redis_setup()
-    os.environ.update(redis_env)
-    os.environ["THROTTLE_RATE"] = "1000000/s"
-    common.configure_django()
+    redis_env, redis_client = data.prepare_portal(needs_gunicorn=True)
     _tenant, token = data.create_tenant_with_token("bench-concurrent")
     env = common.production_env(common.APP_URL)
     env.update(redis_env)

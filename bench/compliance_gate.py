@@ -147,13 +147,7 @@ def main() -> int:
         f"{NAME}: gate with {CHECK_ROWS:,} check rows; 8 clients (p95), 32 clients vs /healthz"
     )
     machine = common.machine()
-    if not (common.VENV_BIN / "gunicorn").exists():
-        sys.exit("setup failed: .venv/bin/gunicorn not found (make install)")
-    common.setup_database()
-    redis_env, redis_client = data.redis_setup()
-    os.environ.update(redis_env)
-    os.environ["THROTTLE_RATE"] = "1000000/s"
-    common.configure_django()
+    redis_env, redis_client = data.prepare_portal(needs_gunicorn=True)
     tenant, token = data.create_tenant_with_token("bench-gate")
     common.log(f"generating history ({CHECK_ROWS:,} check rows) as the owner")
     t0 = time.perf_counter()

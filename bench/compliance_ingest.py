@@ -388,11 +388,7 @@ def main() -> int:
     started_all = time.perf_counter()
     common.log(f"{NAME}: {RESULTS}-result runs in-process, {REPS} repetitions")
     machine = common.machine()
-    common.setup_database()
-    redis_env, redis_client = data.redis_setup()
-    os.environ.update(redis_env)
-    os.environ["THROTTLE_RATE"] = "1000000/s"  # see _compliance_data: history stays short
-    common.configure_django()
+    redis_env, redis_client = data.prepare_portal()
     from django.db import connection
 
     tenant, token = data.create_tenant_with_token("bench-ingest")
