@@ -428,6 +428,17 @@ class _Echo:
         return value
 
 
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _spreadsheet_safe(value):
+    """CI-supplied text (messages, paths) must not run as a formula when the CSV is opened in a
+    spreadsheet (OWASP "CSV injection"): such a cell is prefixed with an apostrophe."""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
 def _export_rows(tenant, queryset):
     """Runs while the response streams, after the view returned and its database scope was
     cleared: the generator scopes itself to the tenant again."""
@@ -463,7 +474,7 @@ class Export(APIView):
             def rows():
                 yield writer.writeheader()
                 for row in _export_rows(request.tenant, queryset):
-                    yield writer.writerow(row)
+                    yield writer.writerow({k: _spreadsheet_safe(v) for k, v in row.items()})
 
             response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
         else:

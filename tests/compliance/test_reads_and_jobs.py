@@ -140,6 +140,13 @@ def test_export_streams_csv_and_json_with_the_same_filters(seeded, reader):
     assert reader.get("/api/v1/compliance/export?format=xml").status_code == 400
 
 
+def test_csv_export_defuses_spreadsheet_formulas(post_run, reader):
+    post_run(native(results=[violation("R19", message='=HYPERLINK("http://evil","x")')]))
+    response = reader.get("/api/v1/compliance/export?format=csv")
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert rows[0]["message"] == '\'=HYPERLINK("http://evil","x")'
+
+
 def test_new_violations_raise_alerts_by_tier_and_clearing_resolves_them(post_run, tenant):
     from apps.compliance.tasks import notify_run
 
