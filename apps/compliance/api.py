@@ -10,6 +10,7 @@ from datetime import date, timedelta
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db.models import Max
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -31,6 +32,7 @@ from apps.compliance.ingest import (
 )
 from apps.compliance.models import (
     REPOSITORY_PATTERN,
+    Rule,
     SourceFormat,
     Tier,
     Violation,
@@ -75,7 +77,12 @@ def _identity(request, parsed, source_format: str) -> services.RunIdentity:
     repository = pick("repository", parsed.repository)
     number = pick("pull_request", parsed.pull_request, "pr")
     commit_sha = pick("commit_sha", parsed.commit_sha)
-    tool = pick("tool", parsed.tool) or ("conftest" if source_format == "conftest" else None)
+    # SARIF and Conftest only suggest a tool name (the driver's, or "conftest"): the query
+    # string's wins, so that two scans of one commit can be told apart.
+    if source_format == SourceFormat.NATIVE:
+        tool = pick("tool", parsed.tool)
+    else:
+        tool = query.get("tool") or parsed.tool or source_format
     if not repository or not REPOSITORY.match(str(repository)):
         errors.setdefault("repository", ["Required, as owner/name."])
     try:
@@ -178,6 +185,7 @@ class RunIngest(APIView):
 class GateQuery(serializers.Serializer):
     repository = serializers.RegexField(REPOSITORY_PATTERN)
     pr = serializers.IntegerField(min_value=1)
+    commit_sha = serializers.RegexField(r"^[0-9a-fA-F]{7,64}$", required=False)
 
 
 class Gate(APIView):
@@ -200,21 +208,33 @@ class Gate(APIView):
             raise NotFound("No run has been recorded for this pull request.")
         pull_request.tenant = request.tenant  # the same row: no second query for it
         body, etag = cached_gate(pull_request)
+        asked = query.validated_data.get("commit_sha", "").lower()
+        if asked and not pull_request.head_sha.startswith(asked):
+            # The portal's latest run is for another commit: say so, and never say "merge".
+            body = {**body, "can_merge": False, "stale": True, "asked_commit_sha": asked}
+            etag = etag[:-1] + '-stale"'
+
         if etag in [t.strip() for t in request.headers.get("If-None-Match", "").split(",")]:
             return Response(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag})
         return Response(body, headers={"ETag": etag, "Cache-Control": "private, no-cache"})
 
 
 def cached_gate(pull_request) -> tuple[dict, str]:
-    """The gate body and its ETag, cached per pull request version and settings version.
+    """The gate body and its ETag, cached per pull request version, settings version and the
+    catalog's last change.
 
-    Everything that changes a decision bumps one of the two (a run, an override decision or
-    expiry, a settings edit), so a cached body is never stale, except for time itself: an
+    Everything that changes a decision changes one of the three (a run, an override request,
+    decision or expiry, a settings edit, a rule disabled), so a cached body is never stale,
+    except for time itself: an
     approved override stops covering at its expiry, so the entry never outlives the earliest
     one, whether or not the expiry job has run yet.
     """
     config = services.settings_for(pull_request.tenant)
-    key = f"compliance:gate:{pull_request.pk}:{pull_request.version}:{config.version}"
+    catalog = Rule.objects.aggregate(changed=Max("updated_at"))["changed"]  # 25 rows
+    key = (
+        f"compliance:gate:{pull_request.pk}:{pull_request.version}:{config.version}:"
+        f"{catalog.timestamp() if catalog else 0}"
+    )
     cached = cache.get(key)
     if cached is not None:
         return cached
@@ -241,7 +261,9 @@ def gate_body(pull_request, config) -> dict:
 
     state = gate.compute_gate(pull_request, config, list_blocking=False)
     open_violations = list(
-        Violation.objects.filter(pull_request=pull_request, status=ViolationStatus.OPEN)
+        Violation.objects.filter(
+            pull_request=pull_request, status=ViolationStatus.OPEN, rule__enabled=True
+        )
         .only(*gate.BRIEF_FIELDS)
         .order_by("severity", "rule_id", "file_path", "id")[:200]
     )
@@ -266,9 +288,7 @@ def gate_body(pull_request, config) -> dict:
         + sum(state.overridden_counts.values()),
         "overrides": overrides,
         "check_run": gate.check_run_body(
-            pull_request,
-            state,
-            [v for v in open_violations if v.file_path][: gate.MAX_ANNOTATIONS],
+            pull_request, state, gate.annotation_candidates(pull_request)
         ),
     }
 

@@ -50,6 +50,14 @@ VIOLATION_UPDATE_COLUMNS = (
 )
 
 
+def _json_text(value: dict) -> str:
+    """JSON for a jsonb column. PostgreSQL refuses the NUL character in text and jsonb alike."""
+    if not value:
+        return "{}"
+    text = json.dumps(value, separators=(",", ":"))
+    return text.replace("\\u0000", "\\ufffd") if "\\u0000" in text else text
+
+
 def _columns(rows: Sequence[tuple], width: int) -> list[list]:
     return [list(column) for column in zip(*rows, strict=True)] if rows else [[]] * width
 
@@ -92,9 +100,8 @@ def insert_results(
         )
         with cursor.cursor.copy(f"COPY compliance_result_stage ({names}) FROM STDIN") as copy:
             write = copy.write_row
-            dumps = json.dumps
             for row in rows:
-                write((*row[:-1], dumps(row[-1], separators=(",", ":"))))
+                write((*row[:-1], _json_text(row[-1])))
         cursor.execute(
             f"INSERT INTO {CheckResult._meta.db_table} (tenant_id, run_id, created_at, {names}) "  # noqa: S608
             f"SELECT %s, %s, %s, {names} FROM compliance_result_stage",
@@ -154,9 +161,7 @@ def insert_violations(
         )
 
 
-def update_seen_violations(
-    *, run_id: int, tool: str, seen_at: datetime, rows: Sequence[tuple]
-) -> None:
+def update_seen_violations(*, run_id: int, seen_at: datetime, rows: Sequence[tuple]) -> None:
     """Violations seen again: refresh what the latest run says and (re)open them.
 
     rows: tuples in VIOLATION_UPDATE_COLUMNS order.
@@ -174,7 +179,6 @@ def update_seen_violations(
                     line=line,
                     message=message,
                     occurrences=occurrences,
-                    tool=tool,
                     last_seen_run_id=run_id,
                     last_seen_at=seen_at,
                     resolved_at=None,
@@ -189,7 +193,6 @@ def update_seen_violations(
                 "line",
                 "message",
                 "occurrences",
-                "tool",
                 "last_seen_run_id",
                 "last_seen_at",
                 "resolved_at",
@@ -201,9 +204,9 @@ def update_seen_violations(
     table = Violation._meta.db_table
     sql = (
         f"UPDATE {table} AS v SET severity = r.severity, status = r.status, line = r.line,"  # noqa: S608
-        " message = r.message, occurrences = r.occurrences, tool = %s, last_seen_run_id = %s,"
+        " message = r.message, occurrences = r.occurrences, last_seen_run_id = %s,"
         " last_seen_at = %s, resolved_at = NULL, resolved_by_commit = ''"
         f" FROM {_unnest(VIOLATION_UPDATE_COLUMNS)} WHERE v.id = r.id"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [tool, run_id, seen_at, *_columns(rows, len(VIOLATION_UPDATE_COLUMNS))])
+        cursor.execute(sql, [run_id, seen_at, *_columns(rows, len(VIOLATION_UPDATE_COLUMNS))])

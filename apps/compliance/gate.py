@@ -103,7 +103,7 @@ def compute_gate(
     """Two queries: open violations grouped by rule, tier and coverage; the blocking ones."""
     now = now or timezone.now()
     open_violations = Violation.objects.filter(
-        pull_request=pull_request, status=ViolationStatus.OPEN
+        pull_request=pull_request, status=ViolationStatus.OPEN, rule__enabled=True
     )
     grouped = (
         open_violations.annotate(covered=covered_by_override(now))
@@ -189,7 +189,12 @@ def _summary(state: GateState, pull_request: PullRequest) -> tuple[str, str]:
     return headline, "\n".join(lines)
 
 
-def check_run_body(pull_request: PullRequest, state: GateState, annotated: list[Violation]) -> dict:
+def check_run_body(
+    pull_request: PullRequest,
+    state: GateState,
+    annotated: list[Violation],
+    head_sha: str | None = None,
+) -> dict:
     """A GitHub Checks API body (POST /repos/{owner}/{repo}/check-runs), forwarded unchanged."""
     title, summary = _summary(state, pull_request)
     annotations = [
@@ -206,7 +211,7 @@ def check_run_body(pull_request: PullRequest, state: GateState, annotated: list[
     ][:MAX_ANNOTATIONS]
     body = {
         "name": CHECK_NAME,
-        "head_sha": pull_request.head_sha,
+        "head_sha": head_sha or pull_request.head_sha,
         "status": "completed",
         "conclusion": "success" if state.can_merge else "failure",
         "external_id": f"{pull_request.repository}#{pull_request.number}",
@@ -223,7 +228,9 @@ def annotation_candidates(pull_request: PullRequest, now: datetime | None = None
     also sorts alphabetically): what the annotations show."""
     now = now or timezone.now()
     return list(
-        Violation.objects.filter(pull_request=pull_request, status=ViolationStatus.OPEN)
+        Violation.objects.filter(
+            pull_request=pull_request, status=ViolationStatus.OPEN, rule__enabled=True
+        )
         .exclude(file_path="")
         .exclude(covered_by_override(now))
         .order_by("severity", "rule_id", "file_path", "line")[:MAX_ANNOTATIONS]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
+from django.db.models.functions import Lower
 
 from apps.audit.models import AuditedModel
 from apps.tenancy.scoping import TenantOwned
@@ -152,9 +153,8 @@ class ToolRuleMapping(AuditedModel, TenantOwned):
     class Meta:
         ordering = ["tool", "pattern"]
         constraints = [
-            models.UniqueConstraint(
-                fields=["tenant", "tool", "pattern"], name="tool_mapping_unique"
-            )
+            # Tool names match case-insensitively (SARIF drivers write "Bandit", people "bandit").
+            models.UniqueConstraint("tenant", Lower("tool"), "pattern", name="tool_mapping_unique")
         ]
 
     def __str__(self) -> str:
@@ -314,8 +314,10 @@ class Violation(TenantOwned):
     class Meta:
         ordering = ["-last_seen_at"]
         constraints = [
+            # Per tool: each tool's findings have their own lifecycle, so a tool's run resolves
+            # only what that tool reported. One override covers the fingerprint for every tool.
             models.UniqueConstraint(
-                fields=["pull_request", "fingerprint"], name="violation_unique_fingerprint"
+                fields=["pull_request", "tool", "fingerprint"], name="violation_unique_fingerprint"
             )
         ]
         indexes = [

@@ -152,6 +152,9 @@ def prepare_run(
         prepared.rules_checked.add(rule_id)
         if finding.file_path.startswith("/"):
             finding.file_path = repository_relative(finding.file_path, identity)
+        if "\x00" in finding.message or "\x00" in finding.file_path:
+            finding.message = finding.message.replace("\x00", "\ufffd")
+            finding.file_path = finding.file_path.replace("\x00", "\ufffd")
         fp = ""
         if finding.status == VIOLATION:
             fp = fingerprint(rule_id, finding.file_path, finding.message)
@@ -316,9 +319,9 @@ def _update_violations(
     longer reports. Returns newly opened counts per rule and the number resolved."""
     known = {
         fp: (pk, status)
-        for fp, pk, status in Violation.objects.filter(pull_request=pull_request).values_list(
-            "fingerprint", "id", "status"
-        )
+        for fp, pk, status in Violation.objects.filter(
+            pull_request=pull_request, tool=run.tool
+        ).values_list("fingerprint", "id", "status")
     }
     new_rows, seen_rows = [], []
     opened: Counter[str] = Counter()
@@ -352,7 +355,7 @@ def _update_violations(
         seen_at=now,
         rows=new_rows,
     )
-    bulk.update_seen_violations(run_id=run.pk, tool=run.tool, seen_at=now, rows=seen_rows)
+    bulk.update_seen_violations(run_id=run.pk, seen_at=now, rows=seen_rows)
     resolved = (
         Violation.objects.filter(
             pull_request=pull_request,
@@ -429,7 +432,7 @@ def run_response(
         "blocking_violations": [gate.violation_brief(v) for v in state.blocking],
         "blocking_total": state.blocking_total,
         "check_run": gate.check_run_body(
-            pull_request, state, gate.annotation_candidates(pull_request, now)
+            pull_request, state, gate.annotation_candidates(pull_request, now), run.commit_sha
         ),
     }
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from apps.compliance.models import PullRequest, Violation, ViolationStatus
@@ -124,6 +125,7 @@ def request_override(
     try:
         with transaction.atomic():
             override.save(audit_action="override.requested")
+            _bump(violation.pull_request_id)
     except IntegrityError as exc:
         existing = (
             Override.objects.filter(
@@ -140,12 +142,35 @@ def request_override(
     return override
 
 
+def _bump(pull_request_id: int) -> None:
+    """The gate body lists live overrides and is cached per pull request version."""
+    PullRequest.objects.filter(pk=pull_request_id).update(version=F("version") + 1)
+
+
 def is_requester(override: Override, actor: Actor) -> bool:
-    """Four eyes: the same user, or the same API token, counts as the requester."""
-    return bool(
-        (actor.user_id and actor.user_id == override.requested_by_id)
-        or (actor.token_id and actor.token_id == override.requested_by_token_id)
-    )
+    """Four eyes: the requester is a person. The same user, the same API token, a token that
+    user created, or the user who created the requesting token all count as the requester."""
+    from apps.tenancy.models import ApiToken
+
+    requester_users = {override.requested_by_id} - {None}
+    if override.requested_by_token_id:
+        creator = (
+            ApiToken.objects.filter(pk=override.requested_by_token_id)
+            .values_list("created_by_id", flat=True)
+            .first()
+        )
+        requester_users |= {creator} - {None}
+    actor_users = {actor.user_id} - {None}
+    if actor.token_id:
+        if actor.token_id == override.requested_by_token_id:
+            return True
+        creator = (
+            ApiToken.objects.filter(pk=actor.token_id)
+            .values_list("created_by_id", flat=True)
+            .first()
+        )
+        actor_users |= {creator} - {None}
+    return bool(requester_users & actor_users)
 
 
 def _transition(
@@ -185,6 +210,8 @@ def _transition(
         override.save(audit_action=f"override.{override.state.lower()}")
         if action != "reject":
             refresh_pull_request(pull_request, now=now)
+        else:
+            _bump(pull_request.pk)
     return override
 
 

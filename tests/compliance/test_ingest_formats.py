@@ -202,7 +202,7 @@ def test_a_single_error_is_summarised_without_a_count() -> None:
     body["results"][0]["line"] = -1
     with pytest.raises(RunFormatError) as caught:
         parse_run(NATIVE, body)
-    assert str(caught.value) == "results[0].line: must be an integer >= 1, got -1"
+    assert str(caught.value) == "results[0].line: must be an integer from 1 to 2147483647, got -1"
 
 
 # --- SARIF --------------------------------------------------------------------------------------

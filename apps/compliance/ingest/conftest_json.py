@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from .findings import (
+    MAX_LINE,
     MAX_MESSAGE_LENGTH,
     MAX_PATH_LENGTH,
     PASS,
@@ -161,7 +162,7 @@ def _entry(
     loc = entry.get("loc")
     if isinstance(loc, dict):
         loc_line = loc.get("line")
-        if type(loc_line) is int and loc_line >= 1:
+        if type(loc_line) is int and 1 <= loc_line <= MAX_LINE:
             line = loc_line
 
     if len(msg) > MAX_MESSAGE_LENGTH:

@@ -14,6 +14,7 @@ PASS = "PASS"  # noqa: S105  (a status, not a password)
 VIOLATION = "VIOLATION"
 
 MAX_MESSAGE_LENGTH = 2_000
+MAX_LINE = 2_147_483_647  # the database column is a 32-bit integer
 MAX_PATH_LENGTH = 1_000
 MAX_ERRORS = 20
 # Error path for a problem with the document as a whole (not an object, not an array, ...).

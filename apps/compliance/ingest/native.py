@@ -14,6 +14,7 @@ import re
 from typing import Any
 
 from .findings import (
+    MAX_LINE,
     MAX_MESSAGE_LENGTH,
     MAX_PATH_LENGTH,
     PASS,
@@ -115,8 +116,11 @@ def _results(results: list[Any], errors: ErrorCollector) -> list[Finding]:
             file_path = normalized
 
         line = result.get("line")
-        if line is not None and (type(line) is not int or line < 1):
-            errors.add(f"results[{i}].line", f"must be an integer >= 1, got {describe(line)}")
+        if line is not None and (type(line) is not int or not 1 <= line <= MAX_LINE):
+            errors.add(
+                f"results[{i}].line",
+                f"must be an integer from 1 to {MAX_LINE}, got {describe(line)}",
+            )
             ok = False
 
         message = result.get("message")

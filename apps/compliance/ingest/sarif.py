@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from .findings import (
+    MAX_LINE,
     MAX_MESSAGE_LENGTH,
     MAX_PATH_LENGTH,
     PASS,
@@ -278,7 +279,7 @@ def _parse_run(
                 physical = locations[0]["physicalLocation"]
                 uri = physical["artifactLocation"]["uri"]
                 line = physical["region"]["startLine"]
-                usual = type(uri) is str and type(line) is int and line > 0
+                usual = type(uri) is str and type(line) is int and 0 < line <= MAX_LINE
             except (KeyError, TypeError):
                 usual = False
             if usual:
@@ -403,9 +404,10 @@ def _location(
     region = physical.get("region")
     if isinstance(region, dict):
         line = region.get("startLine")
-        if line is not None and (type(line) is not int or line < 1):
+        if line is not None and (type(line) is not int or not 1 <= line <= MAX_LINE):
             errors.add(
-                f"{rp}.results[{i}]{_START_LINE}", f"must be an integer >= 1, got {describe(line)}"
+                f"{rp}.results[{i}]{_START_LINE}",
+                f"must be an integer from 1 to {MAX_LINE}, got {describe(line)}",
             )
             return None
     return file_path, line

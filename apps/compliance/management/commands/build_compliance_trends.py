@@ -5,6 +5,7 @@ from datetime import date, timedelta
 from django.core.management.base import CommandError
 
 from apps.compliance import trends
+from apps.compliance.selectors import today_for
 from apps.core.management.base import SystemCommand
 from apps.tenancy.models import Tenant
 
@@ -19,7 +20,7 @@ class Command(SystemCommand):
 
     def handle(self, *args, day, days, tenant, **options):
         try:
-            last = date.fromisoformat(day) if day else date.today()
+            last = date.fromisoformat(day) if day else None
         except ValueError as exc:
             raise CommandError("--day must be YYYY-MM-DD") from exc
         if not 1 <= days <= 800:
@@ -28,7 +29,8 @@ class Command(SystemCommand):
         if not tenants.exists():
             raise CommandError(f"no tenant {tenant!r}")
         for each in tenants:
+            end = last or today_for(each)  # "today" is the tenant's, in its time zone
             rows = sum(
-                trends.rebuild_day(each, last - timedelta(days=offset)) for offset in range(days)
+                trends.rebuild_day(each, end - timedelta(days=offset)) for offset in range(days)
             )
             self.stdout.write(f"{each.slug}: {rows} rule-day row(s) over {days} day(s)")
