@@ -9,6 +9,7 @@ from django.contrib import admin
 from django.core.exceptions import ValidationError
 from django.utils.html import format_html
 
+from apps.compliance import services
 from apps.compliance.ingest.mapping import validate_pattern
 from apps.compliance.models import (
     CheckRun,
@@ -97,9 +98,7 @@ class ComplianceSettingsAdmin(TenantScopedAdmin):
     ]
 
     def save_model(self, request, obj, form, change):
-        if change:
-            obj.version += 1
-        obj.save(audit_action="compliance_settings.updated" if change else None)
+        services.save_settings(obj)
 
 
 class ToolRuleMappingForm(forms.ModelForm):

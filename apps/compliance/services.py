@@ -455,6 +455,33 @@ def _mark_rules_checked(tenant: Tenant, rule_ids: set[str], now: datetime) -> No
     ).update(last_checked_at=now)
 
 
+def save_settings(config: ComplianceSettings) -> ComplianceSettings:
+    """Save a tenant's gate settings and have every pull request's stored decision recomputed
+    (in a task: a tenant may have thousands). The gate API sees the change at once anyway: its
+    cache is keyed by the settings version."""
+    with transaction.atomic():
+        if config.pk:
+            config.version += 1
+        config.save(audit_action="compliance_settings.updated" if config.pk else None)
+        enqueue("compliance.refresh_decisions", tenant_id=config.tenant_id)
+    return config
+
+
+def refresh_decisions(tenant: Tenant) -> int:
+    """Recompute the stored decision of every pull request of a tenant, one at a time."""
+    config = settings_for(tenant)
+    ids = list(
+        PullRequest.objects.for_tenant(tenant)
+        .filter(last_run_at__isnull=False)
+        .values_list("pk", flat=True)
+    )
+    for pk in ids:
+        with transaction.atomic():
+            pull_request = PullRequest.objects.select_for_update().get(pk=pk)
+            refresh_pull_request(pull_request, config)
+    return len(ids)
+
+
 def load_rules(path: Path | str = DEFAULT_CATALOG) -> LoadReport:
     """Load a catalog file: creates and updates rules (audited), never deletes one."""
     entries = read_catalog(path)

@@ -11,7 +11,7 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from apps.compliance import notifications, trends
+from apps.compliance import notifications, services, trends
 from apps.core.taskbase import OpsTask
 from apps.tenancy.models import Tenant
 from apps.tenancy.rls import all_tenants_context, tenant_context
@@ -23,6 +23,15 @@ logger = logging.getLogger(__name__)
 def notify_run(run_id: int, opened: dict[str, int] | None = None, **_kwargs) -> int:
     with all_tenants_context():
         return notifications.notify_run(run_id, opened or {})
+
+
+@shared_task(base=OpsTask, name="compliance.refresh_decisions")
+def refresh_decisions(tenant_id: int, **_kwargs) -> int:
+    tenant = Tenant.objects.filter(pk=tenant_id).first()
+    if tenant is None:
+        return 0
+    with tenant_context(tenant):
+        return services.refresh_decisions(tenant)
 
 
 @shared_task(base=OpsTask, name="compliance.build_trends")

@@ -113,3 +113,30 @@ def test_overview_tiles_show_blocked_pull_requests_and_pending_overrides(
     assert "Compliance gate" in page and "pull requests blocked" in page
     assert "pending decision" in page
     assert "not installed yet: CI runs" not in page, "the placeholder is gone"
+
+
+def test_a_settings_change_recomputes_the_stored_decisions(admin_client_for, tenant, post_run):
+    from apps.compliance.models import ComplianceSettings, PullRequest
+    from apps.compliance.services import settings_for
+    from apps.compliance.tasks import refresh_decisions
+    from apps.core.models import OutboxMessage
+
+    post_run(native(results=[violation("R19")]))
+    config = settings_for(tenant)
+    assert PullRequest.objects.get().decision == "PASS"
+    response = admin_client_for(tenant).post(
+        f"/admin/compliance/compliancesettings/{config.pk}/change/",
+        {
+            "tenant": tenant.pk,
+            "weight_block": 10,
+            "weight_override": 3,
+            "weight_warning": 40,
+            "pass_threshold": 70,
+            "unmapped_results": "reject",
+        },
+    )
+    assert response.status_code == 302, response.content[:400]
+    assert ComplianceSettings.objects.get().version == config.version + 1
+    message = OutboxMessage.objects.get(task_name="compliance.refresh_decisions")
+    assert refresh_decisions(**message.kwargs) == 1
+    assert PullRequest.objects.get().decision == "FAIL"
