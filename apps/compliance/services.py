@@ -38,6 +38,7 @@ from apps.compliance.models import (
 from apps.compliance.rule_catalog import DEFAULT_CATALOG, LoadReport, load_catalog, read_catalog
 from apps.core.services import enqueue
 from apps.tenancy.models import Tenant
+from apps.tenancy.rls import tenant_context
 
 logger = logging.getLogger(__name__)
 
@@ -439,9 +440,15 @@ def run_response(
 
 def _mark_rules_checked(tenant: Tenant, rule_ids: set[str], now: datetime) -> None:
     """Two statements whatever the number of rules; never moves a time backwards (runs may be
-    recorded out of order, e.g. a backfill)."""
+    recorded out of order, e.g. a backfill). Runs after commit, so it sets its own scope
+    rather than rely on whatever scope the caller's caller left."""
     if not rule_ids:
         return
+    with tenant_context(tenant):
+        _upsert_checked(tenant, rule_ids, now)
+
+
+def _upsert_checked(tenant: Tenant, rule_ids: set[str], now: datetime) -> None:
     ordered = sorted(rule_ids)  # rows are locked in one order by every writer: no deadlock
     RuleCheckState.objects.bulk_create(
         [
