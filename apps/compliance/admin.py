@@ -131,7 +131,6 @@ class PullRequestAdmin(TenantScopedAdmin, ReadOnlyAdmin):
     list_display = ["__str__", "decision_badge", "score", "head_sha", "last_run_at", "tenant"]
     list_filter = ["decision"]
     search_fields = ["repository", "number", "head_sha"]
-    exclude = ["open_counts"]
 
     @admin.display(description="decision", ordering="decision")
     def decision_badge(self, obj: PullRequest):

@@ -63,8 +63,7 @@ def _columns(rows: Sequence[tuple], width: int) -> list[list]:
 
 
 def _unnest(columns: tuple[tuple[str, str], ...]) -> str:
-    # jsonb travels as text: an array of jsonb parameters cannot be adapted from Python strs.
-    arrays = ", ".join(f"%s::{'text' if kind == 'jsonb' else kind}[]" for _, kind in columns)
+    arrays = ", ".join(f"%s::{kind}[]" for _, kind in columns)
     names = ", ".join(name for name, _ in columns)
     return f"unnest({arrays}) AS r({names})"
 

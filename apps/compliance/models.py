@@ -169,7 +169,6 @@ class PullRequest(TenantOwned):
     head_sha = models.CharField(max_length=64, blank=True)
     score = models.PositiveSmallIntegerField(default=100)
     decision = models.CharField(max_length=20, choices=Decision.choices, default=Decision.PASS)
-    open_counts = models.JSONField(default=dict)
     last_run_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     version = models.PositiveIntegerField(default=1)

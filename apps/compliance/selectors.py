@@ -7,13 +7,19 @@ from the daily `RuleTrend` table, never from a scan of the results table.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import zoneinfo
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from django.db.models import Count, QuerySet, Sum
+from django.conf import settings
+from django.core.cache import cache
+from django.db.models import Count, Max, QuerySet, Sum
 from django.utils import timezone
 
+from apps.compliance import gate
 from apps.compliance.models import (
     PullRequest,
     Rule,
@@ -171,6 +177,79 @@ def top_files(tenant: Tenant, rule_id: str, limit: int = 10) -> list[tuple[str, 
 
 
 def today_for(tenant: Tenant) -> date:
-    import zoneinfo
-
     return timezone.now().astimezone(zoneinfo.ZoneInfo(tenant.time_zone)).date()
+
+
+def gate_view(pull_request: PullRequest) -> tuple[dict, str]:
+    """The gate body and its ETag, cached per pull request version, settings version and the
+    catalog's last change.
+
+    Everything that changes a decision changes one of the three (a run, an override request,
+    decision or expiry, a settings edit, a rule disabled), so a cached body is never stale,
+    except for time itself: an approved override stops covering at its expiry, so the entry
+    never outlives the earliest one, whether or not the expiry job has run yet.
+    """
+    from apps.compliance.services import settings_for
+
+    config = settings_for(pull_request.tenant)
+    catalog = Rule.objects.aggregate(changed=Max("updated_at"))["changed"]  # 25 rows
+    key = (
+        f"compliance:gate:{pull_request.pk}:{pull_request.version}:{config.version}:"
+        f"{catalog.timestamp() if catalog else 0}"
+    )
+    cached = cache.get(key)
+    if cached is not None:
+        return cached
+    body = gate_body(pull_request, config)
+    etag = (
+        '"'
+        + hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:32]
+        + '"'
+    )
+    now = timezone.now()
+    expiries = [
+        o["expires_at"] for o in body["overrides"] if o["state"] == "APPROVED" and o["expires_at"]
+    ]
+    ttl = settings.COMPLIANCE_GATE_CACHE_SECONDS
+    if expiries:
+        ttl = min(ttl, (min(expiries) - now).total_seconds())
+    if ttl >= 1:
+        cache.set(key, (body, etag), timeout=int(ttl))
+    return body, etag
+
+
+def gate_body(pull_request: PullRequest, config) -> dict:
+    from apps.overrides.models import LIVE_STATES, Override
+
+    state = gate.compute_gate(pull_request, config, list_blocking=False)
+    open_violations = list(
+        Violation.objects.filter(
+            pull_request=pull_request, status=ViolationStatus.OPEN, rule__enabled=True
+        )
+        .only(*gate.BRIEF_FIELDS)
+        .order_by("severity", "rule_id", "file_path", "id")[:200]
+    )
+    overrides = list(
+        Override.objects.filter(pull_request=pull_request, state__in=LIVE_STATES).values(
+            "id", "rule_id", "fingerprint", "state", "expires_at", "requested_by_label"
+        )
+    )
+    return {
+        "repository": pull_request.repository,
+        "pull_request": pull_request.number,
+        "head_sha": pull_request.head_sha,
+        "last_run_at": pull_request.last_run_at,
+        "score": state.score,
+        "threshold": state.threshold,
+        "decision": state.decision,
+        "can_merge": state.can_merge,
+        "counts": {"open": state.open_counts, "overridden": state.overridden_counts},
+        "breakdown": [{"rule_id": rule_id, **entry} for rule_id, entry in state.by_rule.items()],
+        "open_violations": [gate.violation_brief(v) for v in open_violations],
+        "open_violations_total": sum(state.open_counts.values())
+        + sum(state.overridden_counts.values()),
+        "overrides": overrides,
+        "check_run": gate.check_run_body(
+            pull_request, state, gate.annotation_candidates(pull_request)
+        ),
+    }

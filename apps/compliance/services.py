@@ -382,11 +382,7 @@ def refresh_pull_request(
     config = config or settings_for(pull_request.tenant)
     state = gate.compute_gate(pull_request, config, now)
     pull_request.score, pull_request.decision = state.score, state.decision
-    pull_request.open_counts = {
-        "open": state.open_counts,
-        "overridden": state.overridden_counts,
-    }
-    fields = ["score", "decision", "open_counts", "version"]
+    fields = ["score", "decision", "version"]
     if head_sha is not None:
         pull_request.head_sha = head_sha
         fields.append("head_sha")

@@ -4,14 +4,13 @@
 from __future__ import annotations
 
 import logging
-import zoneinfo
 from datetime import date, timedelta
 
 from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from apps.compliance import notifications, services, trends
+from apps.compliance import notifications, selectors, services, trends
 from apps.core.taskbase import OpsTask
 from apps.tenancy.models import Tenant
 from apps.tenancy.rls import all_tenants_context, tenant_context
@@ -45,7 +44,7 @@ def build_trends(day: str | None = None, **_kwargs) -> dict[str, int]:
         if day:
             days = [date.fromisoformat(day)]
         else:
-            today = timezone.now().astimezone(zoneinfo.ZoneInfo(tenant.time_zone)).date()
+            today = selectors.today_for(tenant)
             days = [today - timedelta(days=1), today]
         try:
             with tenant_context(tenant):

@@ -5,13 +5,12 @@ from __future__ import annotations
 from apps.compliance import selectors
 from apps.compliance.models import Decision, PullRequest
 from apps.core.overview import Tile, register_tile
+from apps.tenancy.selectors import displayed_tenant
 
 
 @register_tile(100)
 def compliance_tile(request) -> Tile:
-    tenant = getattr(request, "tenant", None) or next(
-        iter(getattr(request, "available_tenants", []) or []), None
-    )
+    tenant = displayed_tenant(request)
     if tenant is None:
         return Tile(title="Compliance gate", status="idle", note="no tenant selected")
     statuses = selectors.rule_statuses(tenant)

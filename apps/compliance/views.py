@@ -20,6 +20,7 @@ from django.utils.cache import patch_vary_headers
 
 from apps.compliance import charts, selectors
 from apps.compliance.models import Rule, RuleTrend, Tier, ViolationStatus
+from apps.tenancy.selectors import displayed_tenant
 from opsportal.dbrouter import read_replica
 
 TABLE_ROWS = 50
@@ -49,13 +50,6 @@ class FilterForm(forms.Form):
         ]
 
 
-def _tenant(request):
-    tenant = getattr(request, "tenant", None)
-    if tenant is None and getattr(request, "available_tenants", None):
-        tenant = request.available_tenants[0]  # a superuser looking at "all tenants"
-    return tenant
-
-
 def _sparklines(tenant, today) -> dict[str, charts.SafeString]:
     points: dict[str, dict] = defaultdict(dict)
     start = today - timedelta(days=SPARK_DAYS - 1)
@@ -75,7 +69,7 @@ def _sparklines(tenant, today) -> dict[str, charts.SafeString]:
 
 
 def dashboard(request):
-    tenant = _tenant(request)
+    tenant = displayed_tenant(request)
     context = {
         **admin.site.each_context(request),
         "title": "Compliance",
@@ -143,7 +137,7 @@ def _day(iso: str) -> date:
 
 
 def rule_detail(request, rule_id: str):
-    tenant = _tenant(request)
+    tenant = displayed_tenant(request)
     statuses = selectors.rule_statuses(tenant, rule_id) if tenant else []
     if not statuses:
         raise Http404("No such rule.")

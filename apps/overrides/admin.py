@@ -24,14 +24,7 @@ class ExpiringFilter(admin.SimpleListFilter):
         return [("3d", "approved, expiring within 3 days")]
 
     def queryset(self, request, queryset):
-        if self.value() == "3d":
-            now = timezone.now()
-            return queryset.filter(
-                state=OverrideState.APPROVED,
-                expires_at__gt=now,
-                expires_at__lte=now + services.EXPIRING_SOON,
-            )
-        return queryset
+        return selectors.expiring_soon(queryset) if self.value() == "3d" else queryset
 
 
 class RejectForm(forms.Form):
@@ -86,7 +79,7 @@ class OverrideAdmin(TenantScopedAdmin):
             return "-"
         stamp = timezone.localtime(obj.expires_at).strftime("%Y-%m-%d %H:%M")
         left = obj.expires_at - timezone.now()
-        if obj.state == OverrideState.APPROVED and timedelta(0) < left <= services.EXPIRING_SOON:
+        if obj.state == OverrideState.APPROVED and timedelta(0) < left <= selectors.EXPIRING_SOON:
             return format_html(
                 '<span class="expiring-soon">{} (in {} h)</span>',
                 stamp,

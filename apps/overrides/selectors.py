@@ -12,6 +12,7 @@ from apps.tenancy.models import Membership, Tenant
 from apps.tenancy.rls import all_tenants_context
 from apps.tenancy.roles import Role
 
+EXPIRING_SOON = timedelta(days=3)
 DECIDING_ROLES = (Role.COMPLIANCE_ADMIN, Role.TENANT_ADMIN)
 
 
@@ -30,10 +31,9 @@ def pending(tenant: Tenant) -> QuerySet[Override]:
     return Override.objects.for_tenant(tenant).filter(state=OverrideState.PENDING)
 
 
-def expiring_within(tenant: Tenant, days: int = 3, now: datetime | None = None):
+def expiring_soon(queryset: QuerySet[Override], now: datetime | None = None) -> QuerySet[Override]:
+    """Approved overrides that expire within EXPIRING_SOON (3 days): the admin highlights them."""
     now = now or timezone.now()
-    return Override.objects.for_tenant(tenant).filter(
-        state=OverrideState.APPROVED,
-        expires_at__gt=now,
-        expires_at__lte=now + timedelta(days=days),
+    return queryset.filter(
+        state=OverrideState.APPROVED, expires_at__gt=now, expires_at__lte=now + EXPIRING_SOON
     )

@@ -20,11 +20,7 @@ from apps.overrides.models import (
     OverrideState,
 )
 from apps.tenancy.models import Tenant
-from apps.tenancy.roles import Role
 from opsportal.context import Actor, current_actor
-
-DECIDERS = frozenset({Role.COMPLIANCE_ADMIN, Role.TENANT_ADMIN})
-EXPIRING_SOON = timedelta(days=3)
 
 _ALLOWED = {
     "approve": {OverrideState.PENDING},

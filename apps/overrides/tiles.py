@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from apps.core.overview import Tile, register_tile
 from apps.overrides import selectors
+from apps.overrides.models import Override
+from apps.tenancy.selectors import displayed_tenant
 
 
 @register_tile(101)
 def overrides_tile(request) -> Tile:
-    tenant = getattr(request, "tenant", None) or next(
-        iter(getattr(request, "available_tenants", []) or []), None
-    )
+    tenant = displayed_tenant(request)
     if tenant is None:
         return Tile(title="Overrides", status="idle", note="no tenant selected")
     pending = selectors.pending(tenant).count()
-    expiring = selectors.expiring_within(tenant).count()
+    expiring = selectors.expiring_soon(Override.objects.for_tenant(tenant)).count()
     return Tile(
         title="Overrides",
         status="warn" if pending or expiring else "ok",

@@ -39,3 +39,12 @@ def role_in_tenant(user, http_request) -> tuple[Tenant | None, str | None]:
             )
     rls.set_request_scope(str(tenant.pk), all_tenants=False)
     return tenant, role
+
+
+def displayed_tenant(request):
+    """The tenant an admin page shows: the active one, or, for a superuser looking at "all
+    tenants", the first tenant they may act in (pages that show one tenant's figures)."""
+    tenant = getattr(request, "tenant", None)
+    if tenant is None:
+        tenant = next(iter(getattr(request, "available_tenants", None) or []), None)
+    return tenant

@@ -52,7 +52,16 @@ def test_dashboard_tiles_filters_and_an_override_approval(compliance_demo, porta
         for status in ("red", "yellow", "green")
     }
     assert len(set(colours.values())) == 3, colours
-    assert page.locator("[data-updated-at]").first.inner_text().startswith("20")
+    updated = page.locator("[data-updated-at]").first
+    before = updated.inner_text()
+    assert before.startswith("20")
+    page.wait_for_timeout(1100)  # "updated at" has one-second resolution
+    page.evaluate("window.opsportalPoller.pollNow()")  # what the 5-minute timer calls
+    page.wait_for_function(
+        "before => document.querySelector('[data-updated-at]').textContent !== before", arg=before
+    )
+    assert page.locator("#compliance-live .rule-tile").count() == len(expected), "refreshed"
+    assert "error" not in (page.locator("[data-poll-status]").get_attribute("class") or "")
     page.screenshot(path=str(SCREENSHOTS / "compliance-dashboard.png"), full_page=False)
 
     rows_before = page.locator("#violations-table tbody tr[data-rule]").count()
