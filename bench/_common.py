@@ -12,6 +12,7 @@ import json
 import os
 import platform
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -150,3 +151,38 @@ def statement_label(sql: str) -> str:
 
 if __name__ == "__main__":  # `make bench` runs every bench/*.py; this one is a helper
     print("bench/_common.py: shared setup for the benchmarks, nothing to run")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text().splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+WRK_ERROR_KEYS = ("connect_errors", "read_errors", "write_errors", "status_errors", "timeouts")
+
+
+def wrk_result(proc: subprocess.CompletedProcess) -> dict:
+    """The figures our wrk Lua scripts print as one `WRKJSON {...}` line."""
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("WRKJSON ")), None)
+    if proc.returncode != 0 or line is None:
+        raise RuntimeError(f"wrk failed ({proc.returncode}): {proc.stdout}\n{proc.stderr}")
+    raw = json.loads(line.removeprefix("WRKJSON "))
+    return {
+        "requests": raw["requests"],
+        "seconds": raw["duration_us"] / 1e6,
+        "errors": sum(raw[k] for k in WRK_ERROR_KEYS),
+        "error_detail": {k: raw[k] for k in WRK_ERROR_KEYS},
+        "p50_ms": raw["p50_us"] / 1000,
+        "p95_ms": raw["p95_us"] / 1000,
+        "p99_ms": raw["p99_us"] / 1000,
+        "max_ms": raw["max_us"] / 1000 if "max_us" in raw else None,
+        "latencies": None,
+    }

@@ -30,7 +30,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -283,10 +282,10 @@ def generate_history(
             cur,
             """
             INSERT INTO compliance_pullrequest
-                (tenant_id, repository, number, head_sha, score, decision, open_counts,
+                (tenant_id, repository, number, head_sha, score, decision,
                  last_run_at, created_at, version)
             SELECT %(t)s, 'acme/repo-' || lpad((p %% %(repos)s)::text, 2, '0'), 1000 + p,
-                   '', 100, 'PASS', '{}'::jsonb, NULL, %(now)s - make_interval(days => %(days)s),
+                   '', 100, 'PASS', NULL, %(now)s - make_interval(days => %(days)s),
                    1
             FROM generate_series(1, %(prs)s) AS p
             """,
@@ -477,12 +476,7 @@ def generate_history(
                                  - coalesce(w, 0)),
                 decision = CASE WHEN coalesce(b, 0) > 0 THEN 'BLOCKED'
                                 WHEN 100 - 10 * coalesce(b, 0) - 3 * coalesce(o, 0)
-                                     - coalesce(w, 0) < 70 THEN 'FAIL' ELSE 'PASS' END,
-                open_counts = jsonb_build_object(
-                    'open', jsonb_build_object('BLOCK', coalesce(b, 0),
-                                               'OVERRIDE', coalesce(o, 0),
-                                               'WARNING', coalesce(w, 0)),
-                    'overridden', jsonb_build_object('BLOCK', 0, 'OVERRIDE', 0, 'WARNING', 0))
+                                     - coalesce(w, 0) < 70 THEN 'FAIL' ELSE 'PASS' END
             FROM latest LEFT JOIN counts ON counts.pull_request_id = latest.pull_request_id
             WHERE pr.id = latest.pull_request_id
             """,
@@ -604,19 +598,6 @@ def today_in(time_zone: str) -> date:
 
 
 # ---- gunicorn --------------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
-
-
-def _tail(path: Path, lines: int = 20) -> str:
-    try:
-        return "\n".join(path.read_text().splitlines()[-lines:])
-    except OSError:
-        return ""
-
-
 class GunicornServer:
     """The portal under gunicorn with the project's gunicorn.conf.py, the command line pinning
     workers, threads and worker class; its own process group, stopped by stop()."""
@@ -626,7 +607,7 @@ class GunicornServer:
         self.workers = workers
         self.threads = threads
         self.worker_class = "gthread" if threads > 1 else "sync"
-        self.port = free_port()
+        self.port = common.free_port(HOST)
         self.log_path = common.BENCH_VAR_DIR / f"gunicorn-{label}.log"
         self.access_log_path = common.BENCH_VAR_DIR / f"gunicorn-{label}-access.log"
         config = ["--config", str(GUNICORN_CONF)] if GUNICORN_CONF.exists() else []
@@ -682,7 +663,7 @@ class GunicornServer:
             if self.proc.poll() is not None:
                 raise RuntimeError(
                     f"{self.label} gunicorn exited {self.proc.returncode}; "
-                    f"see {self.log_path}:\n{_tail(self.log_path)}"
+                    f"see {self.log_path}:\n{common.tail(self.log_path)}"
                 )
             try:
                 with urllib.request.urlopen(self.url("/healthz"), timeout=5) as response:  # noqa: S310 (http://127.0.0.1 only)
@@ -813,24 +794,7 @@ class WrkClient:
             str(spec),
         ]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
-        line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("WRKJSON ")), None)
-        if proc.returncode != 0 or line is None:
-            raise RuntimeError(f"wrk failed ({proc.returncode}): {proc.stdout}\n{proc.stderr}")
-        raw = json.loads(line.removeprefix("WRKJSON "))
-        errors = sum(
-            raw[k]
-            for k in ("connect_errors", "read_errors", "write_errors", "status_errors", "timeouts")
-        )
-        return {
-            "requests": raw["requests"],
-            "seconds": raw["duration_us"] / 1e6,
-            "errors": errors,
-            "p50_ms": raw["p50_us"] / 1000,
-            "p95_ms": raw["p95_us"] / 1000,
-            "p99_ms": raw["p99_us"] / 1000,
-            "max_ms": raw["max_us"] / 1000,
-            "latencies": None,
-        }
+        return common.wrk_result(proc)
 
 
 class PythonKeepAliveClient:

@@ -35,12 +35,10 @@ import asyncio
 import atexit
 import contextlib
 import io
-import json
 import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -83,7 +81,7 @@ end
 class Server:
     def __init__(self, label: str, app: str, extra_args: list[str], env: dict[str, str]):
         self.label = label
-        self.port = _free_port()
+        self.port = common.free_port(HOST)
         self.log_path = common.BENCH_VAR_DIR / f"gunicorn-{label}.log"
         self.access_log_path = common.BENCH_VAR_DIR / f"gunicorn-{label}-access.log"
         config = ["--config", str(GUNICORN_CONF)] if GUNICORN_CONF.exists() else []
@@ -134,7 +132,7 @@ class Server:
             if self.proc.poll() is not None:
                 raise RuntimeError(
                     f"{self.label} gunicorn exited {self.proc.returncode}; "
-                    f"see {self.log_path}:\n{_tail(self.log_path)}"
+                    f"see {self.log_path}:\n{common.tail(self.log_path)}"
                 )
             try:
                 with urllib.request.urlopen(self.url, timeout=5) as response:  # noqa: S310 (http://127.0.0.1 only)
@@ -150,7 +148,7 @@ class Server:
                 last_error = repr(exc)
             time.sleep(0.25)
         raise RuntimeError(
-            f"{self.label} not ready after {timeout} s: {last_error}\n{_tail(self.log_path)}"
+            f"{self.label} not ready after {timeout} s: {last_error}\n{common.tail(self.log_path)}"
         )
 
     def cpu_seconds(self) -> float:
@@ -177,19 +175,6 @@ class Server:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)  # anything left in the group
             self.proc.wait(timeout=10)
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
-
-
-def _tail(path: Path, lines: int = 20) -> str:
-    try:
-        return "\n".join(path.read_text().splitlines()[-lines:])
-    except OSError:
-        return ""
 
 
 # ---- load generators ---------------------------------------------------------------------------
@@ -220,24 +205,7 @@ class WrkClient:
             url,
         ]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
-        line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("WRKJSON ")), None)
-        if proc.returncode != 0 or line is None:
-            raise RuntimeError(f"wrk failed ({proc.returncode}): {proc.stdout}\n{proc.stderr}")
-        raw = json.loads(line.removeprefix("WRKJSON "))
-        errors = sum(
-            raw[k]
-            for k in ("connect_errors", "read_errors", "write_errors", "status_errors", "timeouts")
-        )
-        return {
-            "requests": raw["requests"],
-            "seconds": raw["duration_us"] / 1e6,
-            "errors": errors,
-            "error_detail": {k: raw[k] for k in raw if k.endswith("errors") or k == "timeouts"},
-            "p50_ms": raw["p50_us"] / 1000,
-            "p95_ms": raw["p95_us"] / 1000,
-            "p99_ms": raw["p99_us"] / 1000,
-            "latencies": None,
-        }
+        return common.wrk_result(proc)
 
 
 class PythonClient:
