@@ -89,6 +89,8 @@ class ProblemDocumentMiddleware:
         response = self.get_response(request)
         if response.status_code < 400 or not is_api_path(request.path):
             return response
+        if getattr(response, "ofrep_raw", False):  # OFREP's own error format (apps/flags/ofrep.py)
+            return response
         content_type = response.get("Content-Type", "")
         if "json" in content_type:
             return response

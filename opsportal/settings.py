@@ -311,6 +311,13 @@ COMPLIANCE_VIOLATION_RETENTION_DAYS = env.int("COMPLIANCE_VIOLATION_RETENTION_DA
 COMPLIANCE_TREND_RETENTION_DAYS = env.int("COMPLIANCE_TREND_RETENTION_DAYS", default=365)
 COMPLIANCE_GATE_CACHE_SECONDS = env.int("COMPLIANCE_GATE_CACHE_SECONDS", default=300)
 
+# --- Feature flags -----------------------------------------------------------------------------
+# How often a process checks whether an environment's configuration changed (the kill-switch
+# propagation bound), and the OFREP request limit per environment key per worker process.
+FLAGS_CONFIG_POLL_SECONDS = env.float("FLAGS_CONFIG_POLL_SECONDS", default=1.0)
+FLAGS_OFREP_RATE_PER_MINUTE = env.int("FLAGS_OFREP_RATE_PER_MINUTE", default=60_000)
+FLAGS_STATS_FLUSH_SECONDS = env.float("FLAGS_STATS_FLUSH_SECONDS", default=60.0)
+
 # --- Logging ----------------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOGGING = {

@@ -9,6 +9,8 @@ from apps.audit import api as audit_api
 from apps.compliance import api as compliance_api
 from apps.compliance import views as compliance_views
 from apps.core import admin_views
+from apps.flags import api as flags_api
+from apps.flags import ofrep
 from apps.overrides import api as overrides_api
 from apps.tenancy import api as tenancy_api
 from opsportal import errors, health
@@ -50,6 +52,18 @@ api_v1 = [
     path(
         "overrides/<int:pk>/revoke", overrides_api.RevokeOverride.as_view(), name="override-revoke"
     ),
+    path("flags", flags_api.FlagList.as_view(), name="flags"),
+    path("flags/flagd/<slug:environment>.json", ofrep.flagd_sync, name="flags-flagd-sync"),
+    path("flags/stale", flags_api.StaleFlags.as_view(), name="flags-stale"),
+    path("flags/segments", flags_api.SegmentList.as_view(), name="flag-segments"),
+    path("flags/segments/<str:key>", flags_api.SegmentDetail.as_view(), name="flag-segment-detail"),
+    path("flags/<str:key>", flags_api.FlagDetail.as_view(), name="flag-detail"),
+    path(
+        "flags/<str:key>/environments/<slug:environment>",
+        flags_api.FlagStateDetail.as_view(),
+        name="flag-state",
+    ),
+    path("flags/<str:key>/kill", flags_api.KillFlag.as_view(), name="flag-kill"),
     path("audit/events", audit_api.AuditEventList.as_view(), name="audit-events"),
     path("audit/evidence", audit_api.EvidenceList.as_view(), name="evidence-list"),
     path("audit/evidence/<int:pk>", audit_api.EvidenceDetail.as_view(), name="evidence-detail"),
@@ -60,6 +74,8 @@ urlpatterns = [
     path("readyz", health.readyz, name="readyz"),
     path("metrics", health.metrics, name="metrics"),
     path("api/v1/", include((api_v1, "api"), namespace="v1")),
+    path("ofrep/v1/evaluate/flags", ofrep.evaluate_flags, name="ofrep-bulk"),
+    path("ofrep/v1/evaluate/flags/<str:key>", ofrep.evaluate_flag, name="ofrep-flag"),
     path(
         "api/schema/",
         SpectacularAPIView.as_view(permission_classes=[AllowAny], authentication_classes=[]),

@@ -67,13 +67,12 @@ def platform_tile(request) -> Tile:
 
 
 _PLANNED = [
-    ("Feature flags", "flags, kill switches, OFREP"),
     ("Privacy requests", "DSRs against statutory deadlines"),
     ("SLOs", "error budgets and burn-rate alerts"),
     ("DR drills", "restores proven weekly"),
 ]
 
-for _order, (_title, _note) in enumerate(_PLANNED, start=110):
+for _order, (_title, _note) in enumerate(_PLANNED, start=120):
 
     def _placeholder(request, title=_title, note=_note) -> Tile:
         return Tile(title=title, status="idle", note=f"not installed yet: {note}")

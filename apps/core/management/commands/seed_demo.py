@@ -59,4 +59,11 @@ class Command(SystemCommand):
 
         if load_compliance_demo(tenant):
             self.stdout.write("compliance demo loaded: 6 pull requests, 30 days of runs")
+        from apps.flags.demo import load_demo as load_flags_demo
+
+        keys = load_flags_demo(tenant)
+        if keys:
+            self.stdout.write(
+                "flags demo loaded; OFREP key for production (shown once): " + keys["production"]
+            )
         self.stdout.write("demo data loaded")

@@ -1,0 +1,425 @@
+"""Flags in the admin: a per-environment toggle column, the red kill-switch button (with a
+confirmation page), per-environment rule editing with validation messages, segments, and
+environment keys whose secret is shown once. Every write goes through apps/flags/services.py."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpResponseRedirect
+from django.middleware.csrf import get_token
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+
+from apps.core.admin_mixins import TenantScopedAdmin
+from apps.flags import rules as rule_logic
+from apps.flags import selectors, services
+from apps.flags.models import Environment, EnvironmentKey, Flag, FlagState, Segment
+from apps.tenancy.selectors import displayed_tenant
+
+
+def _operator_or_403(request) -> None:
+    if not selectors.can_operate(request.user, request):
+        raise PermissionDenied("Only an operator or tenant admin of this tenant changes flags.")
+
+
+class FlagStateForm(forms.ModelForm):
+    class Meta:
+        model = FlagState
+        fields = ["enabled", "default_variant", "rules", "fallthrough"]
+
+    def clean(self):
+        cleaned = super().clean()
+        state = self.instance
+        if state.pk is None or self.errors:
+            return cleaned
+        try:
+            rule_logic.validate_state(
+                variants=state.flag.variants,
+                default_variant=cleaned.get("default_variant", state.default_variant),
+                rules=cleaned.get("rules") or [],
+                fallthrough=cleaned.get("fallthrough") or {},
+                segments=set(
+                    Segment.objects.for_tenant(state.tenant_id).values_list("key", flat=True)
+                ),
+            )
+        except rule_logic.RuleError as exc:
+            field_errors: dict[str, list[str]] = {}
+            for path_, problems in exc.errors.items():
+                field = path_.split("[")[0].split(".")[0]
+                field = field if field in self.fields else "rules"
+                field_errors.setdefault(field, []).extend(f"{path_}: {p}" for p in problems)
+            raise ValidationError(field_errors) from exc
+        return cleaned
+
+
+class FlagStateInline(admin.TabularInline):
+    model = FlagState
+    form = FlagStateForm
+    fk_name = "flag"
+    extra = 0
+    can_delete = False
+    fields = ["environment", "enabled", "default_variant", "rules", "fallthrough", "killed_at"]
+    readonly_fields = ["environment", "killed_at"]
+    ordering = ["environment__sort_order"]
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class FlagForm(forms.ModelForm):
+    class Meta:
+        model = Flag
+        fields = [
+            "tenant",
+            "key",
+            "name",
+            "description",
+            "value_type",
+            "variants",
+            "kind",
+            "owner",
+            "tags",
+            "archived",
+        ]
+
+    def clean(self):
+        cleaned = super().clean()
+        value_type = cleaned.get("value_type") or self.instance.value_type
+        variants = cleaned.get("variants")
+        if self.errors or variants is None:
+            return cleaned
+        try:
+            rule_logic.validate_variants(value_type, variants)
+            if self.instance.pk is not None:
+                segments = set(
+                    Segment.objects.for_tenant(self.instance.tenant_id).values_list(
+                        "key", flat=True
+                    )
+                )
+                for state in self.instance.states.all():
+                    rule_logic.validate_state(
+                        variants=variants,
+                        default_variant=state.default_variant,
+                        rules=state.rules,
+                        fallthrough=state.fallthrough,
+                        segments=segments,
+                    )
+        except rule_logic.RuleError as exc:
+            raise ValidationError(
+                {"variants": [f"{k}: {v[0]}" for k, v in exc.errors.items()]}
+            ) from exc
+        return cleaned
+
+
+class StaleFilter(admin.SimpleListFilter):
+    title = "staleness"
+    parameter_name = "stale"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "potentially stale")]
+
+    def queryset(self, request, queryset):
+        tenant = displayed_tenant(request)
+        if self.value() != "yes" or tenant is None:
+            return queryset
+        return queryset.filter(pk__in=[flag.pk for flag, _ in selectors.stale_flags(tenant)])
+
+
+_local = threading.local()
+
+
+@admin.register(Flag)
+class FlagAdmin(TenantScopedAdmin):
+    form = FlagForm
+    list_display = ["key", "name", "kind", "value_type", "toggles", "owner", "archived"]
+    list_filter = [StaleFilter, "kind", "value_type", "archived"]
+    search_fields = ["key", "name", "description", "owner"]
+    readonly_fields = ["version", "created_at", "updated_at", "kill_button"]
+    fields = [
+        "tenant",
+        "key",
+        "name",
+        "description",
+        "value_type",
+        "variants",
+        "kind",
+        "owner",
+        "tags",
+        "archived",
+        "version",
+        "kill_button",
+    ]
+    inlines = [FlagStateInline]
+
+    def get_queryset(self, request):
+        return selectors.flags_with_states(super().get_queryset(request))
+
+    def get_readonly_fields(self, request, obj=None):
+        fixed = ["tenant", "key", "value_type"] if obj is not None else []
+        return [*self.readonly_fields, *fixed]
+
+    def get_urls(self):
+        return [
+            path(
+                "<int:pk>/toggle/<slug:environment>/",
+                self.admin_site.admin_view(self.toggle_view),
+                name="flags_flag_toggle",
+            ),
+            path(
+                "<int:pk>/kill/",
+                self.admin_site.admin_view(self.kill_view),
+                name="flags_flag_kill",
+            ),
+            *super().get_urls(),
+        ]
+
+    @admin.display(description="environments")
+    def toggles(self, obj: Flag):
+        return format_html_join(
+            " ",
+            '<form method="post" action="{}" class="flag-toggle">'
+            '<input type="hidden" name="csrfmiddlewaretoken" value="{}">'
+            '<button type="submit" class="toggle {}" title="turn {} in {}">{}: {}</button></form>',
+            (
+                (
+                    reverse("admin:flags_flag_toggle", args=[obj.pk, state.environment.key]),
+                    _local.csrf_token,
+                    "on" if state.enabled else ("killed" if state.killed_at else "off"),
+                    "off" if state.enabled else "on",
+                    state.environment.key,
+                    state.environment.key,
+                    "on" if state.enabled else ("killed" if state.killed_at else "off"),
+                )
+                for state in obj.states.all()
+            ),
+        )
+
+    def changelist_view(self, request, extra_context=None):
+        _local.csrf_token = get_token(request)
+        return super().changelist_view(request, extra_context)
+
+    @admin.display(description="kill switch")
+    def kill_button(self, obj: Flag):
+        if obj.pk is None:
+            return "-"
+        return format_html(
+            '<a class="button kill-switch" href="{}">Kill switch: turn off everywhere…</a>',
+            reverse("admin:flags_flag_kill", args=[obj.pk]),
+        )
+
+    def toggle_view(self, request, pk: int, environment: str):
+        if request.method != "POST":
+            return HttpResponseRedirect(reverse("admin:flags_flag_changelist"))
+        _operator_or_403(request)
+        flag = get_object_or_404(self.get_queryset(request), pk=pk)
+        state = get_object_or_404(
+            FlagState.objects.for_tenant(flag.tenant_id).select_related("flag"),
+            flag=flag,
+            environment__key=environment,
+        )
+        try:
+            services.update_state(
+                state,
+                changes={"enabled": not state.enabled},
+                expected_version=state.version,
+                audit_action="flag_state.toggled",
+            )
+            self.message_user(
+                request,
+                f"{state.flag.key} is now {'off' if state.enabled else 'on'} in {environment}.",
+                messages.SUCCESS,
+            )
+        except services.FlagError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+        return HttpResponseRedirect(reverse("admin:flags_flag_changelist"))
+
+    def kill_view(self, request, pk: int):
+        flag = get_object_or_404(self.get_queryset(request), pk=pk)
+        environments = list(selectors.environments(flag.tenant_id))
+        if request.method == "POST":
+            _operator_or_403(request)
+            chosen = [e for e in environments if e.key in request.POST.getlist("environment")]
+            if not chosen:
+                self.message_user(request, "Choose at least one environment.", messages.ERROR)
+            else:
+                changed = services.kill(flag, chosen)
+                self.message_user(
+                    request,
+                    f"Kill switch pulled: {flag.key} is off in "
+                    f"{', '.join(e.key for e in chosen)} ({len(changed)} changed). "
+                    "Every evaluation path reflects it within seconds.",
+                    messages.WARNING,
+                )
+                return HttpResponseRedirect(reverse("admin:flags_flag_change", args=[pk]))
+        return TemplateResponse(
+            request,
+            "admin/flags/kill_confirm.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": f"Kill switch: {flag.key}",
+                "flag": flag,
+                "environments": environments,
+                "opts": self.model._meta,
+            },
+        )
+
+    def save_model(self, request, obj, form, change):
+        _operator_or_403(request)
+        try:
+            if change:
+                updated = services.update_flag(
+                    obj,
+                    changes={name: form.cleaned_data[name] for name in form.changed_data},
+                    expected_version=obj.version,
+                )
+                obj.version = updated.version
+            else:
+                created = services.create_flag(
+                    form.cleaned_data["tenant"],
+                    **{
+                        name: form.cleaned_data[name]
+                        for name in (
+                            "key",
+                            "name",
+                            "description",
+                            "value_type",
+                            "variants",
+                            "kind",
+                            "owner",
+                            "tags",
+                        )
+                    },
+                )
+                obj.pk = created.pk
+        except services.FlagError as exc:
+            raise ValidationError(exc.errors) from exc
+
+    def save_formset(self, request, form, formset, change):
+        """States change through the service (validation, version, publish), not formset.save."""
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+        for inline_form in formset.forms:
+            if not inline_form.has_changed():
+                continue
+            state = inline_form.instance
+            services.update_state(
+                state,
+                changes={name: inline_form.cleaned_data[name] for name in inline_form.changed_data},
+                expected_version=FlagState.objects.get(pk=state.pk).version,
+            )
+            formset.changed_objects.append((state, inline_form.changed_data))
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # archive instead: evaluations of a deleted key would silently default
+
+
+class SegmentForm(forms.ModelForm):
+    class Meta:
+        model = Segment
+        fields = ["tenant", "key", "name", "description", "conditions"]
+
+    def clean_conditions(self):
+        conditions = self.cleaned_data["conditions"]
+        try:
+            rule_logic.validate_conditions(conditions)
+        except rule_logic.RuleError as exc:
+            raise ValidationError([f"{k}: {v[0]}" for k, v in exc.errors.items()]) from exc
+        return conditions
+
+
+@admin.register(Segment)
+class SegmentAdmin(TenantScopedAdmin):
+    form = SegmentForm
+    list_display = ["key", "name", "summary", "version", "updated_at"]
+    search_fields = ["key", "name", "description"]
+    readonly_fields = ["version", "updated_at", "used_by"]
+
+    @admin.display(description="conditions")
+    def summary(self, obj: Segment) -> str:
+        return json.dumps(obj.conditions)[:120]
+
+    @admin.display(description="used by")
+    def used_by(self, obj: Segment) -> str:
+        return ", ".join(services.segment_users(obj)) or "no flag yet"
+
+    def save_model(self, request, obj, form, change):
+        _operator_or_403(request)
+        if change:
+            updated = services.update_segment(
+                obj,
+                changes={
+                    name: form.cleaned_data[name]
+                    for name in form.changed_data
+                    if name in ("name", "description", "conditions")
+                },
+                expected_version=Segment.objects.get(pk=obj.pk).version,
+            )
+            obj.version = updated.version
+        else:
+            created = services.create_segment(
+                form.cleaned_data["tenant"],
+                key=obj.key,
+                name=obj.name,
+                description=obj.description,
+                conditions=obj.conditions,
+            )
+            obj.pk = created.pk
+
+    def delete_model(self, request, obj):
+        _operator_or_403(request)
+        try:
+            services.delete_segment(obj)
+        except services.InUse as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+
+
+@admin.register(Environment)
+class EnvironmentAdmin(TenantScopedAdmin):
+    list_display = ["key", "name", "sort_order", "config_version", "tenant"]
+    readonly_fields = ["config_version", "created_at"]
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class EnvironmentKeyForm(forms.ModelForm):
+    class Meta:
+        model = EnvironmentKey
+        fields = ["tenant", "environment", "name"]
+
+
+@admin.register(EnvironmentKey)
+class EnvironmentKeyAdmin(TenantScopedAdmin):
+    form = EnvironmentKeyForm
+    list_display = ["name", "environment", "prefix", "created_at", "revoked_at"]
+    list_filter = ["environment"]
+    readonly_fields = ["prefix", "created_at", "revoked_at"]
+    actions = ["revoke"]
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None
+
+    def save_model(self, request, obj, form, change):
+        _operator_or_403(request)
+        key, plaintext = services.create_environment_key(
+            form.cleaned_data["environment"], name=obj.name, created_by=request.user
+        )
+        obj.pk = key.pk
+        self.message_user(
+            request,
+            f"Key for {key.environment.key}: {plaintext}  (shown once: copy it now)",
+            messages.WARNING,
+        )
+
+    @admin.action(description="Revoke selected keys")
+    def revoke(self, request, queryset):
+        _operator_or_403(request)
+        for key in queryset:
+            services.revoke_environment_key(key)
+        self.message_user(request, "Revoked.", messages.SUCCESS)

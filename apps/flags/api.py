@@ -1,0 +1,334 @@
+"""Management REST API for flags, per-environment states, segments and the kill switch.
+
+Reads: every role. Writes: `operator` (and `tenant_admin`). Updates need the current `version`
+in the body or an `If-Match` ETag (409 / 412 otherwise). Invalid rules get 422 naming the field.
+"""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.flags import selectors, services
+from apps.flags.models import Flag, FlagKind, FlagState, Segment, ValueType
+from apps.tenancy.roles import READ_ROLES, Role
+from opsportal.api.idempotency import idempotent
+from opsportal.api.locking import etag_for
+from opsportal.api.problems import Conflict, UnprocessableEntity
+from opsportal.api.views import TenantListView, TenantScopedMixin
+
+WRITERS = {Role.OPERATOR}
+
+
+def _unprocessable(exc: services.FlagError) -> UnprocessableEntity:
+    return UnprocessableEntity(exc.errors)
+
+
+class StateSerializer(serializers.ModelSerializer):
+    environment = serializers.CharField(source="environment.key", read_only=True)
+
+    class Meta:
+        model = FlagState
+        fields = [
+            "environment",
+            "enabled",
+            "default_variant",
+            "rules",
+            "fallthrough",
+            "killed_at",
+            "version",
+            "updated_at",
+        ]
+
+
+class FlagSerializer(serializers.ModelSerializer):
+    environments = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Flag
+        fields = [
+            "key",
+            "name",
+            "description",
+            "value_type",
+            "variants",
+            "kind",
+            "owner",
+            "tags",
+            "archived",
+            "version",
+            "created_at",
+            "updated_at",
+            "environments",
+        ]
+
+    def get_environments(self, flag: Flag) -> list[dict]:
+        return StateSerializer(flag.states.all(), many=True).data
+
+
+class FlagCreateSerializer(serializers.Serializer):
+    key = serializers.CharField(max_length=100)
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    value_type = serializers.ChoiceField(ValueType.choices, default=ValueType.BOOLEAN)
+    variants = serializers.JSONField(required=False)
+    default_variant = serializers.CharField(required=False)
+    kind = serializers.ChoiceField(FlagKind.choices, default=FlagKind.RELEASE)
+    owner = serializers.CharField(required=False, allow_blank=True, default="")
+    tags = serializers.ListField(child=serializers.CharField(), required=False, default=list)
+
+
+class FlagUpdateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200, required=False)
+    description = serializers.CharField(required=False, allow_blank=True)
+    variants = serializers.JSONField(required=False)
+    kind = serializers.ChoiceField(FlagKind.choices, required=False)
+    owner = serializers.CharField(required=False, allow_blank=True)
+    tags = serializers.ListField(child=serializers.CharField(), required=False)
+    archived = serializers.BooleanField(required=False)
+    version = serializers.IntegerField(required=False)
+
+
+class StateUpdateSerializer(serializers.Serializer):
+    enabled = serializers.BooleanField(required=False)
+    default_variant = serializers.CharField(required=False)
+    rules = serializers.JSONField(required=False)
+    fallthrough = serializers.JSONField(required=False)
+    version = serializers.IntegerField(required=False)
+
+
+class KillSerializer(serializers.Serializer):
+    environments = serializers.ListField(child=serializers.SlugField(), required=False)
+
+
+class SegmentSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Segment
+        fields = ["key", "name", "description", "conditions", "version", "updated_at"]
+        read_only_fields = ["version", "updated_at"]
+        extra_kwargs = {"key": {"validators": []}}
+
+
+class SegmentUpdateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200, required=False)
+    description = serializers.CharField(required=False, allow_blank=True)
+    conditions = serializers.JSONField(required=False)
+    version = serializers.IntegerField(required=False)
+
+
+def _with_etag(data: dict, instance) -> Response:
+    response = Response(data)
+    response["ETag"] = etag_for(instance)
+    return response
+
+
+class FlagList(TenantListView):
+    """The tenant's flags with their state in every environment; POST creates one (off)."""
+
+    model = Flag
+    serializer_class = FlagSerializer
+    required_roles = {"SAFE": READ_ROLES, "POST": WRITERS}
+    filterset_fields = ["kind", "archived"]
+
+    def get_queryset(self):
+        return selectors.flags_with_states(super().get_queryset())
+
+    @extend_schema(request=FlagCreateSerializer, responses={201: FlagSerializer})
+    @idempotent
+    def post(self, request):
+        data = FlagCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            flag = services.create_flag(request.tenant, **data.validated_data)
+        except services.FlagError as exc:
+            raise _unprocessable(exc) from exc
+        flag = selectors.flags_with_states(Flag.objects.filter(pk=flag.pk)).get()
+        response = Response(FlagSerializer(flag).data, status=status.HTTP_201_CREATED)
+        response["ETag"] = etag_for(flag)
+        return response
+
+
+class _FlagLookup(TenantScopedMixin, APIView):
+    model = Flag
+
+    def flag(self, key: str) -> Flag:
+        flag = selectors.flags_with_states(self.get_queryset()).filter(key=key).first()
+        if flag is None:
+            raise NotFound(f"No flag {key!r} in this tenant.")
+        return flag
+
+
+class FlagDetail(_FlagLookup):
+    required_roles = {"SAFE": READ_ROLES, "PATCH": WRITERS}
+
+    @extend_schema(responses=FlagSerializer)
+    def get(self, request, key: str):
+        flag = self.flag(key)
+        return _with_etag(FlagSerializer(flag).data, flag)
+
+    @extend_schema(request=FlagUpdateSerializer, responses=FlagSerializer)
+    def patch(self, request, key: str):
+        data = FlagUpdateSerializer(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        changes = {k: v for k, v in data.validated_data.items() if k != "version"}
+        try:
+            flag = services.update_flag(
+                self.flag(key),
+                changes=changes,
+                expected_version=data.validated_data.get("version"),
+                if_match=request.headers.get("If-Match"),
+            )
+        except services.FlagError as exc:
+            raise _unprocessable(exc) from exc
+        flag = self.flag(flag.key)
+        return _with_etag(FlagSerializer(flag).data, flag)
+
+
+class FlagStateDetail(_FlagLookup):
+    """What a flag serves in one environment. PATCH with `version` or If-Match."""
+
+    required_roles = {"SAFE": READ_ROLES, "PATCH": WRITERS, "PUT": WRITERS}
+
+    def state(self, key: str, environment: str) -> FlagState:
+        state = (
+            FlagState.objects.for_tenant(self.request.tenant)
+            .select_related("environment", "flag")
+            .filter(flag__key=key, environment__key=environment)
+            .first()
+        )
+        if state is None:
+            raise NotFound(f"No flag {key!r} in environment {environment!r}.")
+        return state
+
+    @extend_schema(responses=StateSerializer)
+    def get(self, request, key: str, environment: str):
+        state = self.state(key, environment)
+        return _with_etag(StateSerializer(state).data, state)
+
+    @extend_schema(request=StateUpdateSerializer, responses=StateSerializer)
+    def patch(self, request, key: str, environment: str):
+        data = StateUpdateSerializer(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        changes = {k: v for k, v in data.validated_data.items() if k != "version"}
+        try:
+            state = services.update_state(
+                self.state(key, environment),
+                changes=changes,
+                expected_version=data.validated_data.get("version"),
+                if_match=request.headers.get("If-Match"),
+            )
+        except services.FlagError as exc:
+            raise _unprocessable(exc) from exc
+        state = self.state(key, environment)
+        return _with_etag(StateSerializer(state).data, state)
+
+    put = patch
+
+
+class KillFlag(_FlagLookup):
+    """Turn a flag off now, in the named environments (default: all). Answers the new states."""
+
+    required_roles = {"POST": WRITERS}
+
+    @extend_schema(request=KillSerializer, responses=StateSerializer(many=True))
+    def post(self, request, key: str):
+        data = KillSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        flag = self.flag(key)
+        wanted = data.validated_data.get("environments")
+        environments = None
+        if wanted:
+            environments = list(selectors.environments(request.tenant).filter(key__in=wanted))
+            missing = sorted(set(wanted) - {e.key for e in environments})
+            if missing:
+                raise ValidationError({"environments": [f"Unknown: {', '.join(missing)}."]})
+        services.kill(flag, environments)
+        states = FlagState.objects.for_tenant(request.tenant).filter(flag=flag)
+        if environments is not None:
+            states = states.filter(environment__in=environments)
+        return Response(StateSerializer(states.select_related("environment"), many=True).data)
+
+
+class StaleFlagSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    name = serializers.CharField()
+    kind = serializers.CharField()
+    owner = serializers.CharField()
+    reasons = serializers.ListField(child=serializers.CharField())
+
+
+class StaleFlags(TenantScopedMixin, APIView):
+    """Potentially stale flags and why: past their kind's lifetime, unused, or one variant."""
+
+    model = Flag
+    required_roles = READ_ROLES
+
+    @extend_schema(responses=StaleFlagSerializer(many=True))
+    def get(self, request):
+        report = [
+            {"key": f.key, "name": f.name, "kind": f.kind, "owner": f.owner, "reasons": reasons}
+            for f, reasons in selectors.stale_flags(request.tenant)
+        ]
+        return Response(StaleFlagSerializer(report, many=True).data)
+
+
+class SegmentList(TenantListView):
+    model = Segment
+    serializer_class = SegmentSerializer
+    required_roles = {"SAFE": READ_ROLES, "POST": WRITERS}
+
+    @extend_schema(request=SegmentSerializer, responses={201: SegmentSerializer})
+    @idempotent
+    def post(self, request):
+        data = SegmentSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            segment = services.create_segment(request.tenant, **data.validated_data)
+        except services.FlagError as exc:
+            raise _unprocessable(exc) from exc
+        response = Response(SegmentSerializer(segment).data, status=status.HTTP_201_CREATED)
+        response["ETag"] = etag_for(segment)
+        return response
+
+
+class SegmentDetail(TenantScopedMixin, APIView):
+    model = Segment
+    required_roles = {"SAFE": READ_ROLES, "PATCH": WRITERS, "DELETE": WRITERS}
+
+    def segment(self, key: str) -> Segment:
+        segment = self.get_queryset().filter(key=key).first()
+        if segment is None:
+            raise NotFound(f"No segment {key!r} in this tenant.")
+        return segment
+
+    @extend_schema(responses=SegmentSerializer)
+    def get(self, request, key: str):
+        segment = self.segment(key)
+        return _with_etag(SegmentSerializer(segment).data, segment)
+
+    @extend_schema(request=SegmentUpdateSerializer, responses=SegmentSerializer)
+    def patch(self, request, key: str):
+        data = SegmentUpdateSerializer(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        changes = {k: v for k, v in data.validated_data.items() if k != "version"}
+        try:
+            segment = services.update_segment(
+                self.segment(key),
+                changes=changes,
+                expected_version=data.validated_data.get("version"),
+                if_match=request.headers.get("If-Match"),
+            )
+        except services.FlagError as exc:
+            raise _unprocessable(exc) from exc
+        return _with_etag(SegmentSerializer(segment).data, segment)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, key: str):
+        try:
+            services.delete_segment(self.segment(key))
+        except services.InUse as exc:
+            raise Conflict(str(exc)) from exc
+        return Response(status=status.HTTP_204_NO_CONTENT)

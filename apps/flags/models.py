@@ -1,0 +1,216 @@
+"""Feature flags: environments, flags, per-environment states, segments and environment keys.
+
+A flag's definition (key, type, variants, kind) is shared by every environment; what it serves is
+per environment (`FlagState`: on/off, default variant, ordered rules, fallthrough). Every change
+bumps the environment's `config_version`, which is what the evaluation caches of every process
+compare against (apps/flags/runtime.py). Rules and segment conditions are stored as small JSON
+documents validated by apps/flags/rules.py and compiled to flagd targeting by apps/flags/flagd.py.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.db import models
+
+from apps.audit.models import AuditedModel
+from apps.tenancy.scoping import TenantOwned
+
+KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
+key_validator = RegexValidator(
+    KEY_PATTERN, "Letters, digits, '_', '.' and '-', starting with a letter or digit; ≤ 100."
+)
+DEFAULT_ENVIRONMENTS = (
+    ("development", "Development"),
+    ("staging", "Staging"),
+    ("production", "Production"),
+)
+
+
+class ValueType(models.TextChoices):
+    BOOLEAN = "boolean", "Boolean"
+    STRING = "string", "String"
+    INTEGER = "integer", "Integer"
+    FLOAT = "float", "Float"
+    OBJECT = "object", "Object"
+
+
+class FlagKind(models.TextChoices):
+    RELEASE = "release", "Release"
+    EXPERIMENT = "experiment", "Experiment"
+    OPERATIONAL = "operational", "Operational"
+    KILL_SWITCH = "kill_switch", "Kill switch"
+    MAINTENANCE = "maintenance", "Maintenance"
+    PERMISSION = "permission", "Permission"
+
+
+class Environment(AuditedModel, TenantOwned):
+    key = models.SlugField(max_length=50)
+    name = models.CharField(max_length=100)
+    sort_order = models.PositiveSmallIntegerField(default=0)
+    config_version = models.PositiveBigIntegerField(
+        default=1, help_text="Bumped by every change that alters what this environment serves."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    audit_fields = ("key", "name", "sort_order")
+
+    class Meta:
+        ordering = ["sort_order", "key"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "key"], name="flags_environment_unique_key")
+        ]
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class EnvironmentKey(AuditedModel, TenantOwned):
+    """A key that services use to evaluate one environment's flags (OFREP, flagd sync).
+
+    Only the SHA-256 of the secret is stored; the plaintext `ofk_<prefix>_<secret>` is shown once.
+    """
+
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="keys")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, unique=True)
+    secret_hash = models.CharField(max_length=64)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    audit_fields = ("environment_id", "name", "prefix", "revoked_at")
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} (ofk_{self.prefix}…)"
+
+
+class Flag(AuditedModel, TenantOwned):
+    key = models.CharField(max_length=100, validators=[key_validator])
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    value_type = models.CharField(max_length=10, choices=ValueType.choices)
+    variants = models.JSONField(help_text='Variant name → value, e.g. {"on": true}.')
+    kind = models.CharField(max_length=20, choices=FlagKind.choices, default=FlagKind.RELEASE)
+    owner = models.CharField(max_length=200, blank=True)
+    tags = models.JSONField(default=list, blank=True)
+    archived = models.BooleanField(default=False)
+    version = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    audit_fields = (
+        "key",
+        "name",
+        "description",
+        "value_type",
+        "variants",
+        "kind",
+        "owner",
+        "tags",
+        "archived",
+        "version",
+    )
+
+    class Meta:
+        ordering = ["key"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "key"], name="flags_flag_unique_key")
+        ]
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class FlagState(AuditedModel, TenantOwned):
+    """What one flag serves in one environment."""
+
+    flag = models.ForeignKey(Flag, on_delete=models.CASCADE, related_name="states")
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="states")
+    enabled = models.BooleanField(default=False)
+    default_variant = models.CharField(
+        max_length=100, help_text="Served when the flag is off and when no rule matches."
+    )
+    rules = models.JSONField(default=list, blank=True)
+    fallthrough = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='When no rule matches: {"variant": …} or {"split": [{"variant", "weight"}]}; '
+        "empty means the default variant.",
+    )
+    killed_at = models.DateTimeField(
+        null=True, blank=True, help_text="Set by the kill switch; cleared when turned on again."
+    )
+    last_evaluated_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Last OFREP evaluation (flushed from memory, ≤ 1 min late).",
+    )
+    version = models.PositiveIntegerField(default=1)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    audit_fields = ("enabled", "default_variant", "rules", "fallthrough", "killed_at", "version")
+
+    class Meta:
+        ordering = ["flag__key", "environment__sort_order"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["flag", "environment"], name="flags_state_unique_flag_env"
+            )
+        ]
+        indexes = [models.Index(fields=["environment", "flag"], name="flags_state_env")]
+
+    def __str__(self) -> str:
+        return f"{self.flag_id}@{self.environment_id}"
+
+
+class Segment(AuditedModel, TenantOwned):
+    """Reusable conditions on context attributes: markets, pilot cohorts, internal users."""
+
+    key = models.CharField(max_length=100, validators=[key_validator])
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    conditions = models.JSONField(help_text='{"all"|"any"|"none": [conditions…]} or one condition.')
+    version = models.PositiveIntegerField(default=1)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    audit_fields = ("key", "name", "description", "conditions", "version")
+
+    class Meta:
+        ordering = ["key"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "key"], name="flags_segment_unique_key")
+        ]
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class FlagEvaluationCount(TenantOwned):
+    """Evaluations per flag, environment, variant and UTC day.
+
+    Counted in each web process's memory and added here by a periodic flush (apps/flags/stats.py),
+    never written per evaluation. Not audited: usage is not a state change.
+    """
+
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="+")
+    flag = models.ForeignKey(Flag, on_delete=models.CASCADE, related_name="evaluation_counts")
+    variant = models.CharField(max_length=100)
+    day = models.DateField()
+    count = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["environment", "flag", "variant", "day"], name="flags_eval_count_unique"
+            )
+        ]
+        indexes = [models.Index(fields=["flag", "day"], name="flags_eval_count_flag_day")]
+
+    def __str__(self) -> str:
+        return f"{self.flag_id}/{self.variant} {self.day}: {self.count}"
