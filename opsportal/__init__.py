@@ -1,3 +1,6 @@
-from .celery import app as celery_app
+"""The opsportal Django project.
 
-__all__ = ("celery_app",)
+The Celery app (`opsportal.celery`) is imported by `apps.core` when Django starts, not here, so
+that `opsportal.contrib` can be imported by services that use the portal without pulling in the
+portal's Celery configuration.
+"""

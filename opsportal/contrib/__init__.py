@@ -1,0 +1,1 @@
+"""Code that services which use the portal can install."""
