@@ -55,6 +55,18 @@ api_v1 = [
     path("flags", flags_api.FlagList.as_view(), name="flags"),
     path("flags/flagd/<slug:environment>.json", ofrep.flagd_sync, name="flags-flagd-sync"),
     path("flags/stale", flags_api.StaleFlags.as_view(), name="flags-stale"),
+    path("flags/changes", flags_api.ChangeList.as_view(), name="flag-changes"),
+    path(
+        "flags/changes/<int:pk>/approve",
+        flags_api.ApproveChange.as_view(),
+        name="flag-change-approve",
+    ),
+    path(
+        "flags/changes/<int:pk>/reject", flags_api.RejectChange.as_view(), name="flag-change-reject"
+    ),
+    path(
+        "flags/changes/<int:pk>/cancel", flags_api.CancelChange.as_view(), name="flag-change-cancel"
+    ),
     path("flags/segments", flags_api.SegmentList.as_view(), name="flag-segments"),
     path("flags/segments/<str:key>", flags_api.SegmentDetail.as_view(), name="flag-segment-detail"),
     path("flags/<str:key>", flags_api.FlagDetail.as_view(), name="flag-detail"),

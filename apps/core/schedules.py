@@ -22,6 +22,11 @@ SCHEDULES: list[dict] = [
     {"name": "alert delivery sweeper", "task": "alerts.dispatch_due", "every_seconds": 15},
     {"name": "override expiry", "task": "overrides.expire", "every_seconds": 300},
     {
+        "name": "flag scheduled changes",
+        "task": "flags.apply_scheduled_changes",
+        "every_seconds": 60,
+    },
+    {
         "name": "compliance trends",
         "task": "compliance.build_trends",
         "crontab": {"minute": "7,37", "hour": "*"},

@@ -18,9 +18,18 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from apps.core.admin_mixins import TenantScopedAdmin
+from apps.flags import changes as flag_changes
 from apps.flags import rules as rule_logic
 from apps.flags import selectors, services
-from apps.flags.models import Environment, EnvironmentKey, Flag, FlagState, Segment
+from apps.flags.models import (
+    ChangeStatus,
+    Environment,
+    EnvironmentKey,
+    Flag,
+    FlagChange,
+    FlagState,
+    Segment,
+)
 from apps.tenancy.selectors import displayed_tenant
 
 
@@ -224,20 +233,25 @@ class FlagAdmin(TenantScopedAdmin):
             flag=flag,
             environment__key=environment,
         )
+        wanted = "off" if state.enabled else "on"
         try:
-            services.update_state(
-                state,
-                changes={"enabled": not state.enabled},
-                expected_version=state.version,
-                audit_action="flag_state.toggled",
-            )
-            self.message_user(
-                request,
-                f"{state.flag.key} is now {'off' if state.enabled else 'on'} in {environment}.",
-                messages.SUCCESS,
+            outcome = flag_changes.propose_state_change(
+                state, changes={"enabled": not state.enabled}, expected_version=state.version
             )
         except services.FlagError as exc:
             self.message_user(request, str(exc), messages.ERROR)
+        else:
+            if isinstance(outcome, FlagChange):
+                self.message_user(
+                    request,
+                    f"Change request #{outcome.pk} to turn {state.flag.key} {wanted} in "
+                    f"{environment} waits for another operator's approval.",
+                    messages.WARNING,
+                )
+            else:
+                self.message_user(
+                    request, f"{state.flag.key} is now {wanted} in {environment}.", messages.SUCCESS
+                )
         return HttpResponseRedirect(reverse("admin:flags_flag_changelist"))
 
     def kill_view(self, request, pk: int):
@@ -249,14 +263,24 @@ class FlagAdmin(TenantScopedAdmin):
             if not chosen:
                 self.message_user(request, "Choose at least one environment.", messages.ERROR)
             else:
-                changed = services.kill(flag, chosen)
+                changed, waiting = flag_changes.kill_or_request(flag, chosen)
+                immediate = [
+                    e.key for e in chosen if e.pk not in {c.state.environment_id for c in waiting}
+                ]
                 self.message_user(
                     request,
                     f"Kill switch pulled: {flag.key} is off in "
-                    f"{', '.join(e.key for e in chosen)} ({len(changed)} changed). "
+                    f"{', '.join(immediate)} ({len(changed)} changed). "
                     "Every evaluation path reflects it within seconds.",
                     messages.WARNING,
                 )
+                for change in waiting:
+                    self.message_user(
+                        request,
+                        f"Change request #{change.pk} waits for approval: this environment "
+                        "makes even the kill switch wait.",
+                        messages.ERROR,
+                    )
                 return HttpResponseRedirect(reverse("admin:flags_flag_change", args=[pk]))
         return TemplateResponse(
             request,
@@ -308,12 +332,20 @@ class FlagAdmin(TenantScopedAdmin):
             if not inline_form.has_changed():
                 continue
             state = inline_form.instance
-            services.update_state(
+            outcome = flag_changes.propose_state_change(
                 state,
                 changes={name: inline_form.cleaned_data[name] for name in inline_form.changed_data},
                 expected_version=FlagState.objects.get(pk=state.pk).version,
             )
-            formset.changed_objects.append((state, inline_form.changed_data))
+            if isinstance(outcome, FlagChange):
+                self.message_user(
+                    request,
+                    f"{state.environment.key}: change request #{outcome.pk} waits for another "
+                    "operator's approval.",
+                    messages.WARNING,
+                )
+            else:
+                formset.changed_objects.append((state, inline_form.changed_data))
 
     def has_delete_permission(self, request, obj=None):
         return False  # archive instead: evaluations of a deleted key would silently default
@@ -381,7 +413,15 @@ class SegmentAdmin(TenantScopedAdmin):
 
 @admin.register(Environment)
 class EnvironmentAdmin(TenantScopedAdmin):
-    list_display = ["key", "name", "sort_order", "config_version", "tenant"]
+    list_display = [
+        "key",
+        "name",
+        "sort_order",
+        "requires_approval",
+        "kill_switch_exempt",
+        "config_version",
+        "tenant",
+    ]
     readonly_fields = ["config_version", "created_at"]
 
     def has_delete_permission(self, request, obj=None):
@@ -423,3 +463,96 @@ class EnvironmentKeyAdmin(TenantScopedAdmin):
         for key in queryset:
             services.revoke_environment_key(key)
         self.message_user(request, "Revoked.", messages.SUCCESS)
+
+
+class RejectChangeForm(forms.Form):
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3, "cols": 60}), min_length=5)
+
+
+@admin.register(FlagChange)
+class FlagChangeAdmin(TenantScopedAdmin):
+    """The change-request queue (pending first) and scheduled changes."""
+
+    list_display = [
+        "id",
+        "status",
+        "flag",
+        "environment",
+        "summary",
+        "apply_at",
+        "requested_by_label",
+        "decided_by_label",
+        "error",
+    ]
+    list_filter = ["status"]
+    list_select_related = ["state__flag", "state__environment"]
+    readonly_fields = [f.name for f in FlagChange._meta.fields]
+    actions = ["approve", "reject", "cancel"]
+
+    def changelist_view(self, request, extra_context=None):
+        if not request.GET and request.method == "GET":
+            request.GET = request.GET.copy()
+            request.GET["status__exact"] = ChangeStatus.PENDING
+            request.META["QUERY_STRING"] = request.GET.urlencode()
+        return super().changelist_view(request, extra_context)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="flag")
+    def flag(self, obj: FlagChange) -> str:
+        return obj.state.flag.key
+
+    @admin.display(description="environment")
+    def environment(self, obj: FlagChange) -> str:
+        return obj.state.environment.key
+
+    @admin.display(description="change")
+    def summary(self, obj: FlagChange) -> str:
+        return json.dumps(obj.changes)[:120]
+
+    def _decide(self, request, queryset, label: str, decide) -> None:
+        _operator_or_403(request)
+        for change in queryset:
+            try:
+                decide(change)
+                self.message_user(request, f"{label} change #{change.pk}.", messages.SUCCESS)
+            except (
+                flag_changes.InvalidTransition,
+                flag_changes.FourEyesViolation,
+                services.FlagError,
+            ) as exc:
+                self.message_user(request, f"#{change.pk}: {exc}", messages.ERROR)
+
+    @admin.action(description="Approve selected changes (four eyes)")
+    def approve(self, request, queryset):
+        self._decide(request, queryset, "Approved", flag_changes.approve_change)
+
+    @admin.action(description="Reject selected changes (asks for a reason)")
+    def reject(self, request, queryset):
+        form = RejectChangeForm(request.POST if "apply" in request.POST else None)
+        if "apply" in request.POST and form.is_valid():
+            reason = form.cleaned_data["reason"]
+            self._decide(
+                request, queryset, "Rejected", lambda c: flag_changes.reject_change(c, reason)
+            )
+            return None
+        return TemplateResponse(
+            request,
+            "admin/flags/reject_change.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": "Reject change requests",
+                "form": form,
+                "changes": queryset,
+                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+                "opts": self.model._meta,
+            },
+        )
+
+    @admin.action(description="Cancel selected changes")
+    def cancel(self, request, queryset):
+        self._decide(request, queryset, "Canceled", flag_changes.cancel_change)

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.flags import changes as flag_changes
 from apps.flags import selectors, services
-from apps.flags.models import Flag, FlagKind, FlagState, Segment, ValueType
+from apps.flags.models import Flag, FlagChange, FlagKind, FlagState, Segment, ValueType
 from apps.tenancy.roles import READ_ROLES, Role
 from opsportal.api.idempotency import idempotent
 from opsportal.api.locking import etag_for
@@ -98,10 +99,48 @@ class StateUpdateSerializer(serializers.Serializer):
     rules = serializers.JSONField(required=False)
     fallthrough = serializers.JSONField(required=False)
     version = serializers.IntegerField(required=False)
+    apply_at = serializers.DateTimeField(
+        required=False, help_text="Schedule the change instead of applying it now."
+    )
+    note = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+
+
+class ChangeSerializer(serializers.ModelSerializer):
+    flag = serializers.CharField(source="state.flag.key", read_only=True)
+    environment = serializers.CharField(source="state.environment.key", read_only=True)
+
+    class Meta:
+        model = FlagChange
+        fields = [
+            "id",
+            "flag",
+            "environment",
+            "changes",
+            "status",
+            "apply_at",
+            "note",
+            "requested_by_label",
+            "requested_at",
+            "decided_by_label",
+            "decided_at",
+            "decision_reason",
+            "applied_at",
+            "error",
+            "version",
+        ]
+
+
+class DecisionSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=2000)
 
 
 class KillSerializer(serializers.Serializer):
     environments = serializers.ListField(child=serializers.SlugField(), required=False)
+
+
+class KillResultSerializer(serializers.Serializer):
+    states = StateSerializer(many=True)
+    change_requests = serializers.ListField(child=serializers.DictField())
 
 
 class SegmentSerializer(serializers.ModelSerializer):
@@ -208,20 +247,30 @@ class FlagStateDetail(_FlagLookup):
         state = self.state(key, environment)
         return _with_etag(StateSerializer(state).data, state)
 
-    @extend_schema(request=StateUpdateSerializer, responses=StateSerializer)
+    @extend_schema(
+        request=StateUpdateSerializer,
+        responses={200: StateSerializer, 202: ChangeSerializer},
+        description="200 with the new state when applied now; 202 with a change request when "
+        "the environment needs approval or `apply_at` schedules it.",
+    )
     def patch(self, request, key: str, environment: str):
         data = StateUpdateSerializer(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
-        changes = {k: v for k, v in data.validated_data.items() if k != "version"}
+        extra = ("version", "apply_at", "note")
+        changes = {k: v for k, v in data.validated_data.items() if k not in extra}
         try:
-            state = services.update_state(
+            outcome = flag_changes.propose_state_change(
                 self.state(key, environment),
                 changes=changes,
                 expected_version=data.validated_data.get("version"),
                 if_match=request.headers.get("If-Match"),
+                apply_at=data.validated_data.get("apply_at"),
+                note=data.validated_data.get("note", ""),
             )
         except services.FlagError as exc:
             raise _unprocessable(exc) from exc
+        if isinstance(outcome, FlagChange):
+            return Response(ChangeSerializer(outcome).data, status=status.HTTP_202_ACCEPTED)
         state = self.state(key, environment)
         return _with_etag(StateSerializer(state).data, state)
 
@@ -233,7 +282,7 @@ class KillFlag(_FlagLookup):
 
     required_roles = {"POST": WRITERS}
 
-    @extend_schema(request=KillSerializer, responses=StateSerializer(many=True))
+    @extend_schema(request=KillSerializer, responses=KillResultSerializer)
     def post(self, request, key: str):
         data = KillSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -245,11 +294,18 @@ class KillFlag(_FlagLookup):
             missing = sorted(set(wanted) - {e.key for e in environments})
             if missing:
                 raise ValidationError({"environments": [f"Unknown: {', '.join(missing)}."]})
-        services.kill(flag, environments)
-        states = FlagState.objects.for_tenant(request.tenant).filter(flag=flag)
-        if environments is not None:
-            states = states.filter(environment__in=environments)
-        return Response(StateSerializer(states.select_related("environment"), many=True).data)
+        if environments is None:
+            environments = list(selectors.environments(request.tenant))
+        _killed, waiting = flag_changes.kill_or_request(flag, environments)
+        states = FlagState.objects.for_tenant(request.tenant).filter(
+            flag=flag, environment__in=environments
+        )
+        return Response(
+            {
+                "states": StateSerializer(states.select_related("environment"), many=True).data,
+                "change_requests": ChangeSerializer(waiting, many=True).data,
+            }
+        )
 
 
 class StaleFlagSerializer(serializers.Serializer):
@@ -332,3 +388,59 @@ class SegmentDetail(TenantScopedMixin, APIView):
         except services.InUse as exc:
             raise Conflict(str(exc)) from exc
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ChangeList(TenantListView):
+    """Change requests and scheduled changes, newest first; filter by `status`."""
+
+    model = FlagChange
+    serializer_class = ChangeSerializer
+    required_roles = READ_ROLES
+    filterset_fields = ["status"]
+
+    def get_queryset(self):
+        return super().get_queryset().select_related("state__flag", "state__environment")
+
+
+class _Decide(TenantScopedMixin, APIView):
+    model = FlagChange
+    required_roles = {"POST": WRITERS}
+    action = ""
+
+    def decide(self, change: FlagChange, reason: str) -> FlagChange:
+        raise NotImplementedError
+
+    @extend_schema(request=DecisionSerializer, responses=ChangeSerializer)
+    def post(self, request, pk: int):
+        data = DecisionSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        change = self.get_queryset().filter(pk=pk).first()
+        if change is None:
+            raise NotFound()
+        try:
+            change = self.decide(change, data.validated_data.get("reason", ""))
+        except flag_changes.InvalidTransition as exc:
+            raise Conflict(str(exc)) from exc
+        except flag_changes.FourEyesViolation as exc:
+            raise PermissionDenied(str(exc)) from exc
+        except services.FlagError as exc:
+            raise _unprocessable(exc) from exc
+        change = FlagChange.objects.select_related("state__flag", "state__environment").get(
+            pk=change.pk
+        )
+        return Response(ChangeSerializer(change).data)
+
+
+class ApproveChange(_Decide):
+    def decide(self, change, reason):
+        return flag_changes.approve_change(change, reason)
+
+
+class RejectChange(_Decide):
+    def decide(self, change, reason):
+        return flag_changes.reject_change(change, reason)
+
+
+class CancelChange(_Decide):
+    def decide(self, change, reason):
+        return flag_changes.cancel_change(change)

@@ -120,6 +120,7 @@ def load_demo(tenant: Tenant) -> dict[str, str] | None:
         owner="sre@acme.example",
     )
     _evaluation_history(tenant)
+    _change_requests(limits, banner)
     keys = {}
     for environment in Environment.objects.for_tenant(tenant):
         _, plaintext = services.create_environment_key(environment, name=f"demo-{environment.key}")
@@ -158,4 +159,25 @@ def _evaluation_history(tenant: Tenant) -> None:
     FlagEvaluationCount.objects.bulk_create(rows)
     Flag._base_manager.filter(tenant=tenant, key="search-limits").update(
         created_at=timezone.now() - timedelta(days=20)
+    )
+
+
+def _change_requests(limits: Flag, banner: Flag) -> None:
+    """A production change waiting for a second operator, and a scheduled one."""
+    from apps.flags.changes import propose_state_change
+
+    state = _state(limits, "production")
+    propose_state_change(
+        state,
+        changes={"fallthrough": {"variant": "relaxed"}},
+        expected_version=state.version,
+        note="Relax search limits for the catalogue import",
+    )
+    banner_state = _state(banner, "production")
+    propose_state_change(
+        banner_state,
+        changes={"fallthrough": {"variant": "sale"}},
+        expected_version=banner_state.version,
+        apply_at=timezone.now() + timedelta(days=4),
+        note="Black Friday banner for everyone",
     )

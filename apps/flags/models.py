@@ -20,10 +20,10 @@ KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
 key_validator = RegexValidator(
     KEY_PATTERN, "Letters, digits, '_', '.' and '-', starting with a letter or digit; ≤ 100."
 )
-DEFAULT_ENVIRONMENTS = (
-    ("development", "Development"),
-    ("staging", "Staging"),
-    ("production", "Production"),
+DEFAULT_ENVIRONMENTS = (  # key, name, changes need approval
+    ("development", "Development", False),
+    ("staging", "Staging", False),
+    ("production", "Production", True),
 )
 
 
@@ -51,9 +51,16 @@ class Environment(AuditedModel, TenantOwned):
     config_version = models.PositiveBigIntegerField(
         default=1, help_text="Bumped by every change that alters what this environment serves."
     )
+    requires_approval = models.BooleanField(
+        default=False,
+        help_text="Changes wait as change requests until a second operator approves (four eyes).",
+    )
+    kill_switch_exempt = models.BooleanField(
+        default=True, help_text="The kill switch acts at once, even where changes need approval."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
-    audit_fields = ("key", "name", "sort_order")
+    audit_fields = ("key", "name", "sort_order", "requires_approval", "kill_switch_exempt")
 
     class Meta:
         ordering = ["sort_order", "key"]
@@ -214,3 +221,65 @@ class FlagEvaluationCount(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.flag_id}/{self.variant} {self.day}: {self.count}"
+
+
+class ChangeStatus(models.TextChoices):
+    PENDING = "PENDING", "Waiting for approval"
+    SCHEDULED = "SCHEDULED", "Scheduled"
+    APPLIED = "APPLIED", "Applied"
+    REJECTED = "REJECTED", "Rejected"
+    CANCELED = "CANCELED", "Canceled"
+    FAILED = "FAILED", "Failed"
+
+
+OPEN_CHANGE_STATUSES = (ChangeStatus.PENDING, ChangeStatus.SCHEDULED)
+
+
+class FlagChange(AuditedModel, TenantOwned):
+    """A change to what a flag serves in one environment that is not applied at once: it waits
+    for a second operator's approval (four eyes), or for its time (scheduled), or both."""
+
+    state = models.ForeignKey(FlagState, on_delete=models.CASCADE, related_name="changes")
+    changes = models.JSONField(help_text="The FlagState fields to set: enabled, rules, …")
+    status = models.CharField(max_length=10, choices=ChangeStatus.choices)
+    apply_at = models.DateTimeField(null=True, blank=True, help_text="Empty: on approval.")
+    note = models.TextField(blank=True)
+    requested_by_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    requested_by_token = models.ForeignKey(
+        "tenancy.ApiToken", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    requested_by_label = models.CharField(max_length=200)
+    requested_at = models.DateTimeField(auto_now_add=True)
+    decided_by_label = models.CharField(max_length=200, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_reason = models.TextField(blank=True)
+    applied_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    version = models.PositiveIntegerField(default=1)
+
+    audit_fields = (
+        "changes",
+        "status",
+        "apply_at",
+        "requested_by_label",
+        "decided_by_label",
+        "decision_reason",
+        "applied_at",
+        "error",
+    )
+
+    class Meta:
+        ordering = ["-requested_at"]
+        indexes = [
+            models.Index(
+                fields=["apply_at"],
+                name="flags_change_due",
+                condition=models.Q(status="SCHEDULED"),
+            ),
+            models.Index(fields=["tenant", "status"], name="flags_change_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"change #{self.pk} ({self.status})"

@@ -7,7 +7,15 @@ from datetime import datetime, timedelta
 from django.db.models import Max, Prefetch, QuerySet, Sum
 from django.utils import timezone
 
-from apps.flags.models import Environment, Flag, FlagEvaluationCount, FlagKind, FlagState
+from apps.flags.models import (
+    ChangeStatus,
+    Environment,
+    Flag,
+    FlagChange,
+    FlagEvaluationCount,
+    FlagKind,
+    FlagState,
+)
 from apps.tenancy.models import Membership, Tenant
 from apps.tenancy.rls import all_tenants_context
 from apps.tenancy.roles import Role
@@ -48,6 +56,12 @@ def overview(tenant: Tenant) -> dict[str, int]:
         "killed": states.filter(killed_at__isnull=False).count(),
         "on_in_production": states.filter(environment__key="production", enabled=True).count(),
         "stale": len(stale_flags(tenant)),
+        "pending_changes": FlagChange.objects.for_tenant(tenant)
+        .filter(status=ChangeStatus.PENDING)
+        .count(),
+        "scheduled_changes": FlagChange.objects.for_tenant(tenant)
+        .filter(status=ChangeStatus.SCHEDULED)
+        .count(),
     }
 
 

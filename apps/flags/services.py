@@ -71,8 +71,10 @@ def ensure_environments(tenant: Tenant) -> list[Environment]:
     if existing:
         return existing
     created = []
-    for order, (key, name) in enumerate(DEFAULT_ENVIRONMENTS):
-        environment = Environment(tenant=tenant, key=key, name=name, sort_order=order * 10)
+    for order, (key, name, approval) in enumerate(DEFAULT_ENVIRONMENTS):
+        environment = Environment(
+            tenant=tenant, key=key, name=name, sort_order=order * 10, requires_approval=approval
+        )
         environment.save(audit_action="flag_environment.created")
         created.append(environment)
     return created

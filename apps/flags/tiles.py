@@ -23,6 +23,8 @@ def flags_tile(request) -> Tile:
             ("kill switches engaged", str(figures["killed"])),
             ("on in production", str(figures["on_in_production"])),
             ("potentially stale", str(figures["stale"])),
+            ("change requests waiting", str(figures["pending_changes"])),
+            ("scheduled changes", str(figures["scheduled_changes"])),
         ],
         link="/admin/flags/flag/?stale=yes" if figures["stale"] else "/admin/flags/flag/",
         note="served over OFREP and flagd sync",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from apps.flags.models import EnvironmentKey, FlagState
+from apps.flags.models import EnvironmentKey, FlagChange, FlagState
 from apps.tenancy.roles import Role
 from apps.tenancy.services import add_member
 
@@ -27,11 +27,15 @@ def test_list_shows_a_toggle_per_environment_and_toggling_works(admin, flags):
     assert page.count('class="flag-toggle"') == 5 * 3
     assert "production: on" in page and "development: off" in page
     flag = flags["page"]
-    response = admin.post(f"/admin/flags/flag/{flag.pk}/toggle/production/")
+    response = admin.post(f"/admin/flags/flag/{flag.pk}/toggle/staging/")
     assert response.status_code == 302
-    assert _state("page-size").enabled is False
-    assert admin.get(f"/admin/flags/flag/{flag.pk}/toggle/production/").status_code == 302
-    assert _state("page-size").enabled is False, "a GET changes nothing"
+    assert _state("page-size", "staging").enabled is True
+    assert admin.get(f"/admin/flags/flag/{flag.pk}/toggle/staging/").status_code == 302
+    assert _state("page-size", "staging").enabled is True, "a GET changes nothing"
+    admin.post(f"/admin/flags/flag/{flag.pk}/toggle/production/")
+    assert _state("page-size").enabled is True, "production waits for a second operator"
+    change = FlagChange.objects.get(state=_state("page-size"))
+    assert (change.status, change.changes) == ("PENDING", {"enabled": False})
 
 
 def test_kill_switch_asks_first_then_turns_off_the_chosen_environments(admin, flags):
@@ -78,19 +82,19 @@ def test_invalid_rules_in_the_admin_show_the_field_error(admin, flags):
         )
         if state.enabled:
             form[f"states-{index}-enabled"] = "on"
-    form["states-2-fallthrough"] = (
+    form["states-1-fallthrough"] = (
         '{"split": [{"variant": "plain", "weight": 70}, {"variant": "promo", "weight": 20}]}'
     )
     response = admin.post(f"/admin/flags/flag/{flag.pk}/change/", form)
     assert response.status_code == 200
     assert "Weights add up to 90, not 100." in response.content.decode()
-    assert _state("banner").fallthrough == {}
-    form["states-2-fallthrough"] = (
+    assert _state("banner", "staging").fallthrough == {}
+    form["states-1-fallthrough"] = (
         '{"split": [{"variant": "plain", "weight": 80}, {"variant": "promo", "weight": 20}]}'
     )
     response = admin.post(f"/admin/flags/flag/{flag.pk}/change/", form)
     assert response.status_code == 302, response.content.decode()[:2000]
-    assert _state("banner").fallthrough["split"][0]["weight"] == 80
+    assert _state("banner", "staging").fallthrough["split"][0]["weight"] == 80
 
 
 def test_environment_key_is_shown_once(admin, tenant, flags):

@@ -61,4 +61,17 @@ def test_flag_list_kill_switch_and_tile(flags_demo, portal_url, browser):
         zip(tile.locator("dt").all_inner_texts(), tile.locator("dd").all_inner_texts(), strict=True)
     )
     assert figures["kill switches engaged"] == "2"  # the demo's recommendations + this one
+    assert figures["potentially stale"] == "1"  # search-limits: operational, 20 days old
+    assert figures["change requests waiting"] == "2"  # one now, one scheduled for later
     assert "ops-warn" in tile.get_attribute("class")
+
+    page.goto(f"{portal_url}/admin/flags/flagchange/")
+    assert page.locator("#result_list tbody tr").count() == 2
+    page.screenshot(path=str(SCREENSHOTS / "flags-change-requests.png"))
+    row = page.locator("#result_list tbody tr", has_text="search-limits")
+    row.locator("input.action-select").check()
+    page.select_option("select[name=action]", "approve")
+    page.click("button[name=index]")
+    page.wait_for_selector(".messagelist .success")
+    served = off_loop(lambda: _production("search-limits").fallthrough)
+    assert served == {"variant": "relaxed"}, "approved by a second person: applied at once"

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from apps.audit.models import AuditEvent
-from apps.flags.models import Environment, FlagState
+from apps.flags.models import Environment, Flag, FlagState
 from apps.tenancy.roles import Role
+from tests.flags.conftest import set_state
 
 pytestmark = pytest.mark.django_db
 
@@ -107,7 +108,7 @@ def test_bad_variants_for_the_type_are_422(operator):
 
 def test_stale_version_is_409_and_stale_if_match_is_412(operator):
     _create(operator)
-    url = "/api/v1/flags/dark-mode/environments/production"
+    url = "/api/v1/flags/dark-mode/environments/staging"
     current = operator.get(url)
     etag, version = current["ETag"], current.json()["version"]
     assert (
@@ -120,20 +121,21 @@ def test_stale_version_is_409_and_stale_if_match_is_412(operator):
         == 412
     )
     assert operator.patch(url, {"enabled": False}, format="json").status_code == 428
-    assert FlagState.objects.get(flag__key="dark-mode", environment__key="production").enabled
+    assert FlagState.objects.get(flag__key="dark-mode", environment__key="staging").enabled
 
 
 def test_kill_turns_it_off_in_chosen_environments(operator):
     _create(operator)
+    flag = Flag.objects.get(key="dark-mode")
     for environment in ("staging", "production"):
-        url = f"/api/v1/flags/dark-mode/environments/{environment}"
-        operator.patch(url, {"enabled": True, "version": 1}, format="json")
+        set_state(flag, environment, enabled=True)
     response = operator.post(
         "/api/v1/flags/dark-mode/kill", {"environments": ["production"]}, format="json"
     )
     assert response.status_code == 200
-    assert [(s["environment"], s["enabled"]) for s in response.json()] == [("production", False)]
-    assert response.json()[0]["killed_at"]
+    body = response.json()
+    assert [(s["environment"], s["enabled"]) for s in body["states"]] == [("production", False)]
+    assert body["states"][0]["killed_at"] and body["change_requests"] == []
     assert FlagState.objects.get(flag__key="dark-mode", environment__key="staging").enabled
     unknown = operator.post(
         "/api/v1/flags/dark-mode/kill", {"environments": ["moon"]}, format="json"
@@ -180,12 +182,12 @@ def test_segments_are_validated_and_protected_while_used(operator):
     assert good.status_code == 201
     _create(operator)
     operator.patch(
-        "/api/v1/flags/dark-mode/environments/production",
+        "/api/v1/flags/dark-mode/environments/staging",
         {"rules": [{"segment": "pilot", "variant": "on"}], "version": 1},
         format="json",
     )
     refused = operator.delete("/api/v1/flags/segments/pilot")
-    assert refused.status_code == 409 and "dark-mode@production" in refused.json()["detail"]
+    assert refused.status_code == 409 and "dark-mode@staging" in refused.json()["detail"]
 
 
 def test_duplicate_key_is_422(operator):
@@ -196,11 +198,11 @@ def test_duplicate_key_is_422(operator):
 
 def test_every_change_bumps_the_environment_version(operator, tenant):
     _create(operator)
-    before = Environment.objects.get(tenant=tenant, key="production").config_version
+    before = Environment.objects.get(tenant=tenant, key="staging").config_version
     operator.patch(
-        "/api/v1/flags/dark-mode/environments/production",
+        "/api/v1/flags/dark-mode/environments/staging",
         {"enabled": True, "version": 1},
         format="json",
     )
-    after = Environment.objects.get(tenant=tenant, key="production").config_version
+    after = Environment.objects.get(tenant=tenant, key="staging").config_version
     assert after == before + 1
