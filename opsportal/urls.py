@@ -55,6 +55,14 @@ api_v1 = [
     path("flags", flags_api.FlagList.as_view(), name="flags"),
     path("flags/flagd/<slug:environment>.json", ofrep.flagd_sync, name="flags-flagd-sync"),
     path("flags/stale", flags_api.StaleFlags.as_view(), name="flags-stale"),
+    path("flags/import", flags_api.ImportFlagd.as_view(), name="flags-import"),
+    path("flags/rollouts", flags_api.RolloutList.as_view(), name="flag-rollouts"),
+    path("flags/rollouts/signal", flags_api.RolloutSignal.as_view(), name="flag-rollout-signal"),
+    path(
+        "flags/rollouts/<int:pk>/<str:action>",
+        flags_api.RolloutAction.as_view(),
+        name="flag-rollout-action",
+    ),
     path("flags/changes", flags_api.ChangeList.as_view(), name="flag-changes"),
     path(
         "flags/changes/<int:pk>/approve",
@@ -76,6 +84,11 @@ api_v1 = [
         name="flag-state",
     ),
     path("flags/<str:key>/kill", flags_api.KillFlag.as_view(), name="flag-kill"),
+    path(
+        "flags/<str:key>/environments/<slug:environment>/rollout",
+        flags_api.StartRollout.as_view(),
+        name="flag-rollout-start",
+    ),
     path("audit/events", audit_api.AuditEventList.as_view(), name="audit-events"),
     path("audit/evidence", audit_api.EvidenceList.as_view(), name="evidence-list"),
     path("audit/evidence/<int:pk>", audit_api.EvidenceDetail.as_view(), name="evidence-detail"),

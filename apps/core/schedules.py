@@ -26,6 +26,7 @@ SCHEDULES: list[dict] = [
         "task": "flags.apply_scheduled_changes",
         "every_seconds": 60,
     },
+    {"name": "flag rollouts", "task": "flags.advance_rollouts", "every_seconds": 60},
     {
         "name": "compliance trends",
         "task": "compliance.build_trends",

@@ -19,8 +19,9 @@ from django.utils.html import format_html, format_html_join
 
 from apps.core.admin_mixins import TenantScopedAdmin
 from apps.flags import changes as flag_changes
+from apps.flags import preview as flag_preview
+from apps.flags import rollouts, selectors, services
 from apps.flags import rules as rule_logic
-from apps.flags import selectors, services
 from apps.flags.models import (
     ChangeStatus,
     Environment,
@@ -28,6 +29,7 @@ from apps.flags.models import (
     Flag,
     FlagChange,
     FlagState,
+    RolloutPlan,
     Segment,
 )
 from apps.tenancy.selectors import displayed_tenant
@@ -186,6 +188,11 @@ class FlagAdmin(TenantScopedAdmin):
                 self.admin_site.admin_view(self.kill_view),
                 name="flags_flag_kill",
             ),
+            path(
+                "<int:pk>/preview/",
+                self.admin_site.admin_view(self.preview_view),
+                name="flags_flag_preview",
+            ),
             *super().get_urls(),
         ]
 
@@ -214,13 +221,57 @@ class FlagAdmin(TenantScopedAdmin):
         _local.csrf_token = get_token(request)
         return super().changelist_view(request, extra_context)
 
-    @admin.display(description="kill switch")
+    @admin.display(description="operations")
     def kill_button(self, obj: Flag):
         if obj.pk is None:
             return "-"
         return format_html(
-            '<a class="button kill-switch" href="{}">Kill switch: turn off everywhere…</a>',
+            '<a class="button kill-switch" href="{}">Kill switch: turn off everywhere…</a> '
+            '<a class="button preview-link" href="{}">Evaluation preview</a>',
             reverse("admin:flags_flag_kill", args=[obj.pk]),
+            reverse("admin:flags_flag_preview", args=[obj.pk]),
+        )
+
+    def preview_view(self, request, pk: int):
+        """What does this context get, and why? Read-only: evaluates as OFREP would."""
+        flag = get_object_or_404(self.get_queryset(request), pk=pk)
+        environments = list(selectors.environments(flag.tenant_id))
+        chosen = request.GET.get("environment") or (environments[-1].key if environments else "")
+        context_text = request.GET.get("context") or '{"targetingKey": "user-42"}'
+        result, problem, rules_shown = None, None, []
+        if "context" in request.GET:
+            try:
+                context = json.loads(context_text)
+                if not isinstance(context, dict):
+                    raise ValueError("the context must be a JSON object")
+            except ValueError as exc:
+                problem = f"Context: {exc}"
+            else:
+                state = get_object_or_404(
+                    FlagState.objects.select_related("flag", "environment"),
+                    flag=flag,
+                    environment__key=chosen,
+                )
+                result = flag_preview.preview(state, context)
+                rules_shown = list(
+                    zip([json.dumps(r) for r in state.rules], result.rule_results, strict=True)
+                )
+        return TemplateResponse(
+            request,
+            "admin/flags/preview.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": f"Evaluation preview: {flag.key}",
+                "flag": flag,
+                "environments": environments,
+                "chosen": chosen,
+                "context_text": context_text,
+                "result": result,
+                "result_value": json.dumps(result.value) if result else "",
+                "rules": rules_shown,
+                "problem": problem,
+                "opts": self.model._meta,
+            },
         )
 
     def toggle_view(self, request, pk: int, environment: str):
@@ -556,3 +607,70 @@ class FlagChangeAdmin(TenantScopedAdmin):
     @admin.action(description="Cancel selected changes")
     def cancel(self, request, queryset):
         self._decide(request, queryset, "Canceled", flag_changes.cancel_change)
+
+
+@admin.register(RolloutPlan)
+class RolloutPlanAdmin(TenantScopedAdmin):
+    """Rollouts with their current stage; advance, halt, resume from the list."""
+
+    list_display = [
+        "id",
+        "flag",
+        "environment",
+        "stage",
+        "status",
+        "auto_advance",
+        "stage_started_at",
+        "status_reason",
+    ]
+    list_filter = ["status", "auto_advance"]
+    list_select_related = ["state__flag", "state__environment"]
+    readonly_fields = [f.name for f in RolloutPlan._meta.fields]
+    actions = ["advance", "halt", "resume"]
+
+    def has_add_permission(self, request):
+        return False  # started from the API (POST …/environments/{env}/rollout)
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="flag")
+    def flag(self, obj: RolloutPlan) -> str:
+        return obj.state.flag.key
+
+    @admin.display(description="environment")
+    def environment(self, obj: RolloutPlan) -> str:
+        return obj.state.environment.key
+
+    @admin.display(description="stage")
+    def stage(self, obj: RolloutPlan):
+        return format_html_join(
+            " → ",
+            '<span class="{}">{} %</span>',
+            (
+                ("current-stage" if index == obj.stage_index else "", percentage)
+                for index, percentage in enumerate(obj.stages)
+            ),
+        )
+
+    def _act(self, request, queryset, label: str, act) -> None:
+        _operator_or_403(request)
+        for plan in queryset:
+            try:
+                act(plan)
+                self.message_user(request, f"{label} rollout #{plan.pk}.", messages.SUCCESS)
+            except rollouts.RolloutError as exc:
+                self.message_user(request, f"#{plan.pk}: {exc}", messages.ERROR)
+
+    @admin.action(description="Advance to the next stage (dwell time applies)")
+    def advance(self, request, queryset):
+        self._act(request, queryset, "Advanced", rollouts.advance)
+
+    @admin.action(description="Halt and step back one stage")
+    def halt(self, request, queryset):
+        reason = f"halted by {request.user.get_username()} in the admin"
+        self._act(request, queryset, "Halted", lambda p: rollouts.halt(p, reason))
+
+    @admin.action(description="Resume")
+    def resume(self, request, queryset):
+        self._act(request, queryset, "Resumed", rollouts.resume)

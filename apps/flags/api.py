@@ -13,8 +13,16 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.flags import changes as flag_changes
-from apps.flags import selectors, services
-from apps.flags.models import Flag, FlagChange, FlagKind, FlagState, Segment, ValueType
+from apps.flags import flagd_import, rollouts, selectors, services
+from apps.flags.models import (
+    Flag,
+    FlagChange,
+    FlagKind,
+    FlagState,
+    RolloutPlan,
+    Segment,
+    ValueType,
+)
 from apps.tenancy.roles import READ_ROLES, Role
 from opsportal.api.idempotency import idempotent
 from opsportal.api.locking import etag_for
@@ -28,7 +36,7 @@ def _unprocessable(exc: services.FlagError) -> UnprocessableEntity:
     return UnprocessableEntity(exc.errors)
 
 
-class StateSerializer(serializers.ModelSerializer):
+class FlagStateSerializer(serializers.ModelSerializer):
     environment = serializers.CharField(source="environment.key", read_only=True)
 
     class Meta:
@@ -67,7 +75,7 @@ class FlagSerializer(serializers.ModelSerializer):
         ]
 
     def get_environments(self, flag: Flag) -> list[dict]:
-        return StateSerializer(flag.states.all(), many=True).data
+        return FlagStateSerializer(flag.states.all(), many=True).data
 
 
 class FlagCreateSerializer(serializers.Serializer):
@@ -105,7 +113,7 @@ class StateUpdateSerializer(serializers.Serializer):
     note = serializers.CharField(required=False, allow_blank=True, max_length=2000)
 
 
-class ChangeSerializer(serializers.ModelSerializer):
+class FlagChangeSerializer(serializers.ModelSerializer):
     flag = serializers.CharField(source="state.flag.key", read_only=True)
     environment = serializers.CharField(source="state.environment.key", read_only=True)
 
@@ -130,7 +138,7 @@ class ChangeSerializer(serializers.ModelSerializer):
         ]
 
 
-class DecisionSerializer(serializers.Serializer):
+class ChangeDecisionSerializer(serializers.Serializer):
     reason = serializers.CharField(required=False, allow_blank=True, max_length=2000)
 
 
@@ -139,7 +147,7 @@ class KillSerializer(serializers.Serializer):
 
 
 class KillResultSerializer(serializers.Serializer):
-    states = StateSerializer(many=True)
+    states = FlagStateSerializer(many=True)
     change_requests = serializers.ListField(child=serializers.DictField())
 
 
@@ -242,14 +250,14 @@ class FlagStateDetail(_FlagLookup):
             raise NotFound(f"No flag {key!r} in environment {environment!r}.")
         return state
 
-    @extend_schema(responses=StateSerializer)
+    @extend_schema(responses=FlagStateSerializer)
     def get(self, request, key: str, environment: str):
         state = self.state(key, environment)
-        return _with_etag(StateSerializer(state).data, state)
+        return _with_etag(FlagStateSerializer(state).data, state)
 
     @extend_schema(
         request=StateUpdateSerializer,
-        responses={200: StateSerializer, 202: ChangeSerializer},
+        responses={200: FlagStateSerializer, 202: FlagChangeSerializer},
         description="200 with the new state when applied now; 202 with a change request when "
         "the environment needs approval or `apply_at` schedules it.",
     )
@@ -270,9 +278,9 @@ class FlagStateDetail(_FlagLookup):
         except services.FlagError as exc:
             raise _unprocessable(exc) from exc
         if isinstance(outcome, FlagChange):
-            return Response(ChangeSerializer(outcome).data, status=status.HTTP_202_ACCEPTED)
+            return Response(FlagChangeSerializer(outcome).data, status=status.HTTP_202_ACCEPTED)
         state = self.state(key, environment)
-        return _with_etag(StateSerializer(state).data, state)
+        return _with_etag(FlagStateSerializer(state).data, state)
 
     put = patch
 
@@ -302,8 +310,8 @@ class KillFlag(_FlagLookup):
         )
         return Response(
             {
-                "states": StateSerializer(states.select_related("environment"), many=True).data,
-                "change_requests": ChangeSerializer(waiting, many=True).data,
+                "states": FlagStateSerializer(states.select_related("environment"), many=True).data,
+                "change_requests": FlagChangeSerializer(waiting, many=True).data,
             }
         )
 
@@ -394,7 +402,7 @@ class ChangeList(TenantListView):
     """Change requests and scheduled changes, newest first; filter by `status`."""
 
     model = FlagChange
-    serializer_class = ChangeSerializer
+    serializer_class = FlagChangeSerializer
     required_roles = READ_ROLES
     filterset_fields = ["status"]
 
@@ -410,9 +418,9 @@ class _Decide(TenantScopedMixin, APIView):
     def decide(self, change: FlagChange, reason: str) -> FlagChange:
         raise NotImplementedError
 
-    @extend_schema(request=DecisionSerializer, responses=ChangeSerializer)
+    @extend_schema(request=ChangeDecisionSerializer, responses=FlagChangeSerializer)
     def post(self, request, pk: int):
-        data = DecisionSerializer(data=request.data)
+        data = ChangeDecisionSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         change = self.get_queryset().filter(pk=pk).first()
         if change is None:
@@ -428,7 +436,7 @@ class _Decide(TenantScopedMixin, APIView):
         change = FlagChange.objects.select_related("state__flag", "state__environment").get(
             pk=change.pk
         )
-        return Response(ChangeSerializer(change).data)
+        return Response(FlagChangeSerializer(change).data)
 
 
 class ApproveChange(_Decide):
@@ -444,3 +452,171 @@ class RejectChange(_Decide):
 class CancelChange(_Decide):
     def decide(self, change, reason):
         return flag_changes.cancel_change(change)
+
+
+class RolloutSerializer(serializers.ModelSerializer):
+    flag = serializers.CharField(source="state.flag.key", read_only=True)
+    environment = serializers.CharField(source="state.environment.key", read_only=True)
+    percentage = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = RolloutPlan
+        fields = [
+            "id",
+            "flag",
+            "environment",
+            "variant",
+            "other_variant",
+            "stages",
+            "stage_index",
+            "percentage",
+            "stage_started_at",
+            "min_dwell_minutes",
+            "auto_advance",
+            "halt_on",
+            "status",
+            "status_reason",
+            "created_by_label",
+            "created_at",
+            "version",
+        ]
+
+
+class RolloutStartSerializer(serializers.Serializer):
+    stages = serializers.ListField(child=serializers.IntegerField(), required=False)
+    variant = serializers.CharField(required=False, default="on")
+    other_variant = serializers.CharField(required=False, default="off")
+    min_dwell_minutes = serializers.IntegerField(required=False, default=60, min_value=0)
+    auto_advance = serializers.BooleanField(required=False, default=False)
+    halt_on = serializers.ListField(child=serializers.CharField(), required=False, default=list)
+
+
+def _rollout_response(plan: RolloutPlan, code: int = status.HTTP_200_OK) -> Response:
+    plan = RolloutPlan.objects.select_related("state__flag", "state__environment").get(pk=plan.pk)
+    return Response(RolloutSerializer(plan).data, status=code)
+
+
+class StartRollout(FlagStateDetail):
+    """Start a progressive rollout of the flag in this environment (stage 0 served at once)."""
+
+    required_roles = {"POST": WRITERS}
+    http_method_names = ["post", "options"]
+
+    @extend_schema(request=RolloutStartSerializer, responses={201: RolloutSerializer})
+    def post(self, request, key: str, environment: str):
+        data = RolloutStartSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            plan = rollouts.start_rollout(self.state(key, environment), **data.validated_data)
+        except services.FlagError as exc:
+            raise _unprocessable(exc) from exc
+        except rollouts.RolloutError as exc:
+            raise Conflict(str(exc)) from exc
+        return _rollout_response(plan, status.HTTP_201_CREATED)
+
+
+class RolloutList(TenantListView):
+    """Rollout plans, newest first; filter by `status`."""
+
+    model = RolloutPlan
+    serializer_class = RolloutSerializer
+    required_roles = READ_ROLES
+    filterset_fields = ["status"]
+
+    def get_queryset(self):
+        return super().get_queryset().select_related("state__flag", "state__environment")
+
+
+class RolloutActionSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+    force = serializers.BooleanField(required=False, default=False)
+
+
+class RolloutAction(TenantScopedMixin, APIView):
+    """POST …/rollouts/{id}/advance | halt | pause | resume | cancel."""
+
+    model = RolloutPlan
+    required_roles = {"POST": WRITERS}
+
+    @extend_schema(request=RolloutActionSerializer, responses=RolloutSerializer)
+    def post(self, request, pk: int, action: str):
+        data = RolloutActionSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        plan = self.get_queryset().filter(pk=pk).first()
+        if plan is None:
+            raise NotFound()
+        reason = data.validated_data.get("reason") or "halted by an operator"
+        handlers = {
+            "advance": lambda: rollouts.advance(plan, force=data.validated_data["force"]),
+            "halt": lambda: rollouts.halt(plan, reason),
+            "pause": lambda: rollouts.pause(plan),
+            "resume": lambda: rollouts.resume(plan),
+            "cancel": lambda: rollouts.cancel(plan),
+        }
+        if action not in handlers:
+            raise NotFound()
+        try:
+            plan = handlers[action]()
+        except rollouts.RolloutError as exc:
+            raise Conflict(str(exc)) from exc
+        return _rollout_response(plan)
+
+
+class RolloutSignalSerializer(serializers.Serializer):
+    signal = serializers.CharField(max_length=200)
+    reason = serializers.CharField(max_length=2000)
+
+
+class RolloutSignal(TenantScopedMixin, APIView):
+    """For release tooling and alerting: a signal (`slo:checkout`, `canary:web`) halts every
+    rollout that lists it in `halt_on`, one stage back."""
+
+    model = RolloutPlan
+    required_roles = {"POST": WRITERS | {Role.CI}}
+
+    @extend_schema(request=RolloutSignalSerializer, responses=RolloutSerializer(many=True))
+    def post(self, request):
+        data = RolloutSignalSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        halted = rollouts.halt_for_signal(
+            request.tenant, data.validated_data["signal"], data.validated_data["reason"]
+        )
+        plans = RolloutPlan.objects.filter(pk__in=[p.pk for p in halted]).select_related(
+            "state__flag", "state__environment"
+        )
+        return Response(RolloutSerializer(plans, many=True).data)
+
+
+class ImportReportSerializer(serializers.Serializer):
+    imported = serializers.ListField(child=serializers.CharField())
+    segments = serializers.ListField(child=serializers.CharField())
+    unsupported = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
+
+
+class ImportFlagd(TenantScopedMixin, APIView):
+    """Import a flagd flag file (the body) into `?environment=`; `?dry_run=true` only reports.
+
+    Flags that do not fit are listed under `unsupported` with the reason and left alone.
+    Environments that need approval accept only dry runs.
+    """
+
+    model = Flag
+    required_roles = {"POST": WRITERS}
+
+    @extend_schema(request=dict, responses=ImportReportSerializer)
+    def post(self, request):
+        environment = (
+            selectors.environments(request.tenant)
+            .filter(key=request.query_params.get("environment", ""))
+            .first()
+        )
+        if environment is None:
+            raise ValidationError({"environment": ["Name one of the tenant's environments."]})
+        dry_run = request.query_params.get("dry_run", "").lower() in ("1", "true", "yes")
+        try:
+            report = flagd_import.import_document(
+                request.tenant, environment, request.data, dry_run=dry_run
+            )
+        except services.FlagError as exc:
+            raise _unprocessable(exc) from exc
+        return Response(ImportReportSerializer(report.as_dict()).data)

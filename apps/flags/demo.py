@@ -1,6 +1,7 @@
-"""Demo flags: a release rolling out to 25 %, a market-targeted string flag, an object config,
-a kill switch that has been pulled in production, a maintenance flag, and an environment key
-for each environment (plaintext printed once by seed_demo)."""
+"""Demo flags: a release rolling out (a plan at 25 % that an SLO or canary signal halts), a
+market-targeted string flag, an object config, a kill switch pulled in production, a maintenance
+flag, change requests, 35 days of evaluation counts, and an environment key per environment
+(plaintext printed once by seed_demo)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from apps.flags import services
+from apps.flags import rollouts, services
 from apps.flags.models import Environment, Flag, FlagEvaluationCount, FlagKind, FlagState
 from apps.tenancy.models import Tenant
 
@@ -59,8 +60,14 @@ def load_demo(tenant: Tenant) -> dict[str, str] | None:
         "production",
         enabled=True,
         rules=[{"name": "pilot users first", "segment": "pilot-cohort", "variant": "on"}],
-        fallthrough={"split": [{"variant": "on", "weight": 25}, {"variant": "off", "weight": 75}]},
     )
+    plan = rollouts.start_rollout(
+        _state(checkout, "production"),
+        min_dwell_minutes=24 * 60,
+        halt_on=["slo:checkout-availability", "canary:web"],
+    )
+    for _ in range(2):  # at 25 % now
+        plan = rollouts.advance(plan, force=True)
 
     banner = services.create_flag(
         tenant,

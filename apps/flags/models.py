@@ -283,3 +283,72 @@ class FlagChange(AuditedModel, TenantOwned):
 
     def __str__(self) -> str:
         return f"change #{self.pk} ({self.status})"
+
+
+class RolloutStatus(models.TextChoices):
+    RUNNING = "RUNNING", "Running"
+    PAUSED = "PAUSED", "Paused"
+    HALTED = "HALTED", "Halted"
+    COMPLETED = "COMPLETED", "Completed"
+    CANCELED = "CANCELED", "Canceled"
+
+
+ACTIVE_ROLLOUT_STATUSES = (RolloutStatus.RUNNING, RolloutStatus.PAUSED, RolloutStatus.HALTED)
+DEFAULT_STAGES = [0, 5, 25, 50, 100]
+
+
+class RolloutPlan(AuditedModel, TenantOwned):
+    """A progressive rollout of one flag in one environment: the fallthrough serves `variant` to
+    a growing percentage of users, stage by stage, each kept at least `min_dwell_minutes`.
+
+    Stages bucket with flagd's `fractional`, the feature variant first, so a user who has the
+    feature at 5 % keeps it at 25 %. A signal named in `halt_on` (an SLO's burn-rate alert, a
+    canary verdict) halts the plan and steps it back one stage.
+    """
+
+    state = models.ForeignKey(FlagState, on_delete=models.CASCADE, related_name="rollouts")
+    variant = models.CharField(max_length=100, default="on")
+    other_variant = models.CharField(max_length=100, default="off")
+    stages = models.JSONField(default=list)
+    stage_index = models.PositiveSmallIntegerField(default=0)
+    stage_started_at = models.DateTimeField()
+    min_dwell_minutes = models.PositiveIntegerField(default=60)
+    auto_advance = models.BooleanField(default=False)
+    halt_on = models.JSONField(
+        default=list, blank=True, help_text='Signals that halt it, e.g. ["slo:checkout-latency"].'
+    )
+    status = models.CharField(
+        max_length=10, choices=RolloutStatus.choices, default=RolloutStatus.RUNNING
+    )
+    status_reason = models.TextField(blank=True)
+    created_by_label = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+    version = models.PositiveIntegerField(default=1)
+
+    audit_fields = (
+        "variant",
+        "stages",
+        "stage_index",
+        "min_dwell_minutes",
+        "auto_advance",
+        "halt_on",
+        "status",
+        "status_reason",
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["state"],
+                condition=models.Q(status__in=["RUNNING", "PAUSED", "HALTED"]),
+                name="flags_one_active_rollout_per_state",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"rollout #{self.pk} ({self.status})"
+
+    @property
+    def percentage(self) -> int:
+        return self.stages[self.stage_index]

@@ -3,8 +3,10 @@
 The admin and the API edit a small structured form; flagd's JsonLogic is what gets evaluated and
 exported, so the portal, a flagd daemon and any flagd in-process provider agree.
 
-Conditions: `{"all"|"any"|"none": [condition, …]}` (nestable), `{"segment": "<key>"}`, or a leaf
-`{"attribute": "market", "op": "in", "value": ["SA", "AE"]}`. Rules (ordered, first match wins):
+Conditions: `{"all"|"any"|"none": [condition, …]}` (nestable), `{"segment": "<key>"}`, a leaf
+`{"attribute": "market", "op": "in", "value": ["SA", "AE"]}`, or `{"jsonlogic": …}`: flagd
+JsonLogic kept as written (what an imported flagd file used beyond the structured operators).
+Rules (ordered, first match wins):
 `{"name"?, "segment"?, "conditions"?, "variant" | "split": [{"variant", "weight"}]}`. Splits are
 percentages that sum to 100 and bucket with flagd's `fractional` (murmur3 of flag key and
 targeting key), so a user's bucket is the same everywhere and a growing percentage only adds users.
@@ -17,6 +19,7 @@ against flagd-core value by value (tests/flags/test_rules.py).
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import date, timedelta
 from typing import Any
@@ -27,6 +30,8 @@ MAX_DEPTH = 5
 MAX_CONDITIONS = 200
 MAX_LIST = 1000
 MAX_REGEX = 256
+MAX_RAW_BYTES = 10_000
+SEGMENT_EVALUATOR_PREFIX = "segment_"
 ISO_DATE = re.compile(
     r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$"
 )
@@ -178,6 +183,9 @@ def _check_conditions(
         for index, child in enumerate(children):
             _check_conditions(child, f"{path}.{groups[0]}[{index}]", errors, segments, depth + 1)
         return
+    if "jsonlogic" in node:
+        _check_raw(node, path, errors, segments)
+        return
     if "segment" in node:
         if segments is None:
             errors.add(f"{path}.segment", "Segments cannot refer to other segments.")
@@ -185,6 +193,46 @@ def _check_conditions(
             errors.add(f"{path}.segment", f"No segment {node['segment']!r} in this tenant.")
         return
     _check_leaf(node, path, errors)
+
+
+def _raw_refs(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        if set(node) == {"$ref"}:
+            return [node["$ref"]]
+        return [ref for value in node.values() for ref in _raw_refs(value)]
+    if isinstance(node, list):
+        return [ref for value in node for ref in _raw_refs(value)]
+    return []
+
+
+def _without_refs(node: Any) -> Any:
+    if isinstance(node, dict):
+        return True if set(node) == {"$ref"} else {k: _without_refs(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_without_refs(v) for v in node]
+    return node
+
+
+def _check_raw(node: dict, path: str, errors: _Errors, segments: set[str] | None) -> None:
+    """A flagd JsonLogic condition kept as written (imported files): it must compile."""
+    from apps.flags.evaluation import FlagdParseError, compile_logic
+
+    if len(node) > 1:
+        errors.add(path, "A 'jsonlogic' condition has no other keys.")
+        return
+    logic = node["jsonlogic"]
+    if len(json.dumps(logic)) > MAX_RAW_BYTES:
+        errors.add(f"{path}.jsonlogic", f"At most {MAX_RAW_BYTES} bytes of JsonLogic.")
+        return
+    for ref in _raw_refs(logic):
+        key = ref.removeprefix(SEGMENT_EVALUATOR_PREFIX)
+        if segments is None or not ref.startswith(SEGMENT_EVALUATOR_PREFIX) or key not in segments:
+            errors.add(f"{path}.jsonlogic", f"$ref {ref!r} names no segment of this tenant.")
+            return
+    try:
+        compile_logic(_without_refs(logic))
+    except FlagdParseError as exc:
+        errors.add(f"{path}.jsonlogic", f"flagd cannot evaluate this: {exc}")
 
 
 def validate_conditions(conditions: Any, *, field: str = "conditions") -> None:
@@ -349,11 +397,13 @@ def conditions_logic(node: dict) -> dict:
         return {"!": {"or": [conditions_logic(child) for child in node["none"]]}}
     if "segment" in node:
         return {"$ref": segment_evaluator_name(node["segment"])}
+    if "jsonlogic" in node:
+        return node["jsonlogic"]
     return _leaf_logic(node)
 
 
 def segment_evaluator_name(key: str) -> str:
-    return f"segment_{key}"
+    return f"{SEGMENT_EVALUATOR_PREFIX}{key}"
 
 
 def _outcome_logic(node: dict) -> str | dict:

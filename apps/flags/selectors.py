@@ -8,6 +8,7 @@ from django.db.models import Max, Prefetch, QuerySet, Sum
 from django.utils import timezone
 
 from apps.flags.models import (
+    ACTIVE_ROLLOUT_STATUSES,
     ChangeStatus,
     Environment,
     Flag,
@@ -15,6 +16,7 @@ from apps.flags.models import (
     FlagEvaluationCount,
     FlagKind,
     FlagState,
+    RolloutPlan,
 )
 from apps.tenancy.models import Membership, Tenant
 from apps.tenancy.rls import all_tenants_context
@@ -58,6 +60,9 @@ def overview(tenant: Tenant) -> dict[str, int]:
         "stale": len(stale_flags(tenant)),
         "pending_changes": FlagChange.objects.for_tenant(tenant)
         .filter(status=ChangeStatus.PENDING)
+        .count(),
+        "rollouts": RolloutPlan.objects.for_tenant(tenant)
+        .filter(status__in=ACTIVE_ROLLOUT_STATUSES)
         .count(),
         "scheduled_changes": FlagChange.objects.for_tenant(tenant)
         .filter(status=ChangeStatus.SCHEDULED)

@@ -321,7 +321,7 @@ def segment_users(segment: Segment) -> list[str]:
 
 def _mentions_segment(node: Any, key: str) -> bool:
     if isinstance(node, dict):
-        if node.get("segment") == key:
+        if node.get("segment") == key or node.get("$ref") == rule_logic.segment_evaluator_name(key):
             return True
         return any(_mentions_segment(value, key) for value in node.values())
     if isinstance(node, list):

@@ -21,6 +21,7 @@ def flags_tile(request) -> Tile:
             ("flags", str(figures["flags"])),
             ("changed in 24 h", str(figures["changed_24h"])),
             ("kill switches engaged", str(figures["killed"])),
+            ("rollouts in progress", str(figures["rollouts"])),
             ("on in production", str(figures["on_in_production"])),
             ("potentially stale", str(figures["stale"])),
             ("change requests waiting", str(figures["pending_changes"])),

@@ -141,3 +141,19 @@ def test_overview_tile_counts_changes_and_kill_switches(admin, flags):
     assert "Feature flags" in page
     assert "kill switches engaged" in page
     assert "not installed yet: flags" not in page
+
+
+def test_evaluation_preview_says_which_rule_decided(admin, flags):
+    flag = flags["checkout"]
+    url = f"/admin/flags/flag/{flag.pk}/preview/"
+    page = admin.get(
+        url, {"environment": "production", "context": '{"targetingKey": "u1", "market": "SA"}'}
+    )
+    text = page.content.decode()
+    assert "TARGETING_MATCH" in text and "Rule 1 matched." in text
+    split = admin.get(url, {"environment": "production", "context": '{"targetingKey": "u1"}'})
+    assert "No rule matched: the fallthrough split chose by targetingKey." in split.content.decode()
+    off = admin.get(url, {"environment": "development", "context": "{}"})
+    assert "The flag is off in development" in off.content.decode()
+    bad = admin.get(url, {"environment": "production", "context": "[1]"})
+    assert "the context must be a JSON object" in bad.content.decode()

@@ -63,6 +63,7 @@ def test_flag_list_kill_switch_and_tile(flags_demo, portal_url, browser):
     assert figures["kill switches engaged"] == "2"  # the demo's recommendations + this one
     assert figures["potentially stale"] == "1"  # search-limits: operational, 20 days old
     assert figures["change requests waiting"] == "2"  # one now, one scheduled for later
+    assert figures["rollouts in progress"] == "1"
     assert "ops-warn" in tile.get_attribute("class")
 
     page.goto(f"{portal_url}/admin/flags/flagchange/")
