@@ -10,6 +10,7 @@ import threading
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
 from django.http import HttpResponseRedirect
 from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404
@@ -40,7 +41,36 @@ def _operator_or_403(request) -> None:
         raise PermissionDenied("Only an operator or tenant admin of this tenant changes flags.")
 
 
-class FlagStateForm(forms.ModelForm):
+class _VersionedForm(forms.ModelForm):
+    """Optimistic locking in the admin: the version the page was opened at travels with the
+    form, and a save over someone else's newer change is refused instead of overwriting it."""
+
+    opened_version = forms.IntegerField(widget=forms.HiddenInput, required=False)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is not None:
+            self.fields["opened_version"].initial = self.instance.version
+
+    def clean(self):
+        cleaned = super().clean()
+        opened = cleaned.get("opened_version")
+        if self.instance.pk is not None and opened is not None:
+            current = (
+                type(self.instance)
+                ._base_manager.filter(pk=self.instance.pk)
+                .values_list("version", flat=True)
+                .first()
+            )
+            if current != opened:
+                raise ValidationError(
+                    f"Someone changed this since you opened it (version {opened} → {current}). "
+                    "Reload the page and make your change again."
+                )
+        return cleaned
+
+
+class FlagStateForm(_VersionedForm):
     class Meta:
         model = FlagState
         fields = ["enabled", "default_variant", "rules", "fallthrough"]
@@ -76,7 +106,15 @@ class FlagStateInline(admin.TabularInline):
     fk_name = "flag"
     extra = 0
     can_delete = False
-    fields = ["environment", "enabled", "default_variant", "rules", "fallthrough", "killed_at"]
+    fields = [
+        "environment",
+        "enabled",
+        "default_variant",
+        "rules",
+        "fallthrough",
+        "killed_at",
+        "opened_version",
+    ]
     readonly_fields = ["environment", "killed_at"]
     ordering = ["environment__sort_order"]
 
@@ -84,7 +122,7 @@ class FlagStateInline(admin.TabularInline):
         return False
 
 
-class FlagForm(forms.ModelForm):
+class FlagForm(_VersionedForm):
     class Meta:
         model = Flag
         fields = [
@@ -166,6 +204,7 @@ class FlagAdmin(TenantScopedAdmin):
         "archived",
         "version",
         "kill_button",
+        "opened_version",
     ]
     inlines = [FlagStateInline]
 
@@ -351,8 +390,12 @@ class FlagAdmin(TenantScopedAdmin):
             if change:
                 updated = services.update_flag(
                     obj,
-                    changes={name: form.cleaned_data[name] for name in form.changed_data},
-                    expected_version=obj.version,
+                    changes={
+                        name: form.cleaned_data[name]
+                        for name in form.changed_data
+                        if name != "opened_version"
+                    },
+                    expected_version=form.cleaned_data.get("opened_version") or obj.version,
                 )
                 obj.version = updated.version
             else:
@@ -383,10 +426,18 @@ class FlagAdmin(TenantScopedAdmin):
             if not inline_form.has_changed():
                 continue
             state = inline_form.instance
+            changes = {
+                name: inline_form.cleaned_data[name]
+                for name in inline_form.changed_data
+                if name != "opened_version"
+            }
+            if not changes:
+                continue
             outcome = flag_changes.propose_state_change(
                 state,
-                changes={name: inline_form.cleaned_data[name] for name in inline_form.changed_data},
-                expected_version=FlagState.objects.get(pk=state.pk).version,
+                changes=changes,
+                expected_version=inline_form.cleaned_data.get("opened_version")
+                or FlagState.objects.get(pk=state.pk).version,
             )
             if isinstance(outcome, FlagChange):
                 self.message_user(
@@ -461,6 +512,11 @@ class SegmentAdmin(TenantScopedAdmin):
         except services.InUse as exc:
             self.message_user(request, str(exc), messages.ERROR)
 
+    def delete_queryset(self, request, queryset):
+        """ "Delete selected" goes through the same checks as deleting one."""
+        for segment in queryset:
+            self.delete_model(request, segment)
+
 
 @admin.register(Environment)
 class EnvironmentAdmin(TenantScopedAdmin):
@@ -475,8 +531,31 @@ class EnvironmentAdmin(TenantScopedAdmin):
     ]
     readonly_fields = ["config_version", "created_at"]
 
+    def get_readonly_fields(self, request, obj=None):
+        # The key names the environment in flagd sync URLs and evaluation metadata.
+        return [*self.readonly_fields, "key"] if obj is not None else self.readonly_fields
+
     def has_delete_permission(self, request, obj=None):
         return False
+
+    def save_model(self, request, obj, form, change):
+        """Approval settings belong to tenant admins; every change reaches the evaluators."""
+        if not selectors.can_administer(request.user, request):
+            raise PermissionDenied("Only a tenant admin changes environments.")
+        if not change:
+            created = services.create_environment(
+                form.cleaned_data["tenant"],
+                key=obj.key,
+                name=obj.name,
+                sort_order=obj.sort_order,
+                requires_approval=obj.requires_approval,
+                kill_switch_exempt=obj.kill_switch_exempt,
+            )
+            obj.pk = created.pk
+            return
+        with transaction.atomic():
+            obj.save(audit_action="flag_environment.updated")
+            services._touch([obj.pk])
 
 
 class EnvironmentKeyForm(forms.ModelForm):
@@ -495,6 +574,9 @@ class EnvironmentKeyAdmin(TenantScopedAdmin):
 
     def has_change_permission(self, request, obj=None):
         return obj is None
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # revoke instead: the audit trail keeps who had which key
 
     def save_model(self, request, obj, form, change):
         _operator_or_403(request)

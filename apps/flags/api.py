@@ -503,6 +503,7 @@ class StartRollout(FlagStateDetail):
     http_method_names = ["post", "options"]
 
     @extend_schema(request=RolloutStartSerializer, responses={201: RolloutSerializer})
+    @idempotent
     def post(self, request, key: str, environment: str):
         data = RolloutStartSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -559,6 +560,8 @@ class RolloutAction(TenantScopedMixin, APIView):
             plan = handlers[action]()
         except rollouts.RolloutError as exc:
             raise Conflict(str(exc)) from exc
+        except services.FlagError as exc:
+            raise _unprocessable(exc) from exc
         return _rollout_response(plan)
 
 

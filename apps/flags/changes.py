@@ -20,6 +20,7 @@ from django.utils import timezone
 from apps.flags import rules as rule_logic
 from apps.flags import services
 from apps.flags.models import OPEN_CHANGE_STATUSES, ChangeStatus, FlagChange, FlagState
+from apps.tenancy.selectors import same_person
 from opsportal.api.locking import check_preconditions
 from opsportal.context import Actor, current_actor
 
@@ -46,9 +47,7 @@ class FourEyesViolation(Exception):
 
 
 def _same_principal(change: FlagChange, actor: Actor) -> bool:
-    if actor.user_id is not None and actor.user_id == change.requested_by_user_id:
-        return True
-    return actor.token_id is not None and actor.token_id == change.requested_by_token_id
+    return same_person(change.requested_by_user_id, change.requested_by_token_id, actor)
 
 
 def _validate(state: FlagState, changes: dict[str, Any]) -> None:

@@ -47,6 +47,14 @@ class ImportReport:
         }
 
 
+def _reason(exc: Exception) -> str:
+    """Why a flag or evaluator does not fit, for the report (also for malformed values that
+    raised deep inside: a list where a name belongs, a date that is not one)."""
+    if isinstance(exc, (Unsupported, rule_logic.RuleError)):
+        return str(exc)
+    return f"malformed ({type(exc).__name__}: {exc})"
+
+
 def _var(node: Any) -> str | None:
     if isinstance(node, dict) and set(node) == {"var"} and isinstance(node["var"], str):
         return node["var"]
@@ -341,15 +349,15 @@ def import_document(
             conditions = condition_from_logic(logic, {})
             rule_logic.validate_conditions(conditions)
             segment_conditions[segment_names[name]] = conditions
-        except (Unsupported, rule_logic.RuleError) as exc:
-            report.unsupported[f"$evaluators.{name}"] = [str(exc)]
+        except (Unsupported, rule_logic.RuleError, ValueError, TypeError, OverflowError) as exc:
+            report.unsupported[f"$evaluators.{name}"] = [_reason(exc)]
     planned = {}
     for key, definition in document["flags"].items():
         try:
             planned[key] = _plan_flag(key, definition, segment_names)
             rule_logic.validate_variants(planned[key]["value_type"], planned[key]["variants"])
-        except (Unsupported, rule_logic.RuleError) as exc:
-            report.unsupported[key] = [str(exc)]
+        except (Unsupported, rule_logic.RuleError, ValueError, TypeError, OverflowError) as exc:
+            report.unsupported[key] = [_reason(exc)]
     if dry_run:
         report.segments = sorted(segment_conditions)
         report.imported = sorted(planned)

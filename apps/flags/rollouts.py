@@ -58,16 +58,21 @@ def _validate(state: FlagState, stages: list, variant: str, other: str, dwell: i
         raise services.FlagError(errors)
 
 
-def _serve(plan: RolloutPlan) -> None:
+def _serve(plan: RolloutPlan, *, turn_on: bool = False) -> None:
+    """Write the stage's split. Only starting a plan turns the flag on: a plan never undoes a
+    kill switch or an operator who turned the flag off."""
     state = FlagState.objects.select_for_update().select_related("flag").get(pk=plan.state_id)
     percentage = plan.percentage
     split = [
         {"variant": plan.variant, "weight": percentage},
         {"variant": plan.other_variant, "weight": 100 - percentage},
     ]
+    changes: dict = {"fallthrough": {"split": split}}
+    if turn_on:
+        changes["enabled"] = True
     services.update_state(
         state,
-        changes={"enabled": True, "fallthrough": {"split": split}},
+        changes=changes,
         expected_version=state.version,
         audit_action="flag_state.rollout_stage",
     )
@@ -106,7 +111,7 @@ def start_rollout(
             plan.save(audit_action="rollout.started")
     except IntegrityError as exc:
         raise RolloutError("This flag already has an active rollout in this environment.") from exc
-    _serve(plan)
+    _serve(plan, turn_on=True)
     return plan
 
 
@@ -189,7 +194,7 @@ def cancel(plan: RolloutPlan) -> RolloutPlan:
     return locked
 
 
-def _alert_halted(plan: RolloutPlan) -> None:
+def _alert_halted(plan: RolloutPlan, verb: str = "halted") -> None:
     from apps.alerts.services import raise_alert
 
     state = FlagState.objects.select_related("flag", "environment", "tenant").get(pk=plan.state_id)
@@ -199,7 +204,7 @@ def _alert_halted(plan: RolloutPlan) -> None:
             source="flags",
             tier=2,
             dedup_key=f"flags:rollout-halted:{plan.pk}",
-            title=f"Rollout of {state.flag.key} halted at {plan.percentage} %",
+            title=f"Rollout of {state.flag.key} {verb} at {plan.percentage} %",
             summary=plan.status_reason,
             details={"flag": state.flag.key, "environment": state.environment.key},
         )
@@ -214,7 +219,10 @@ def halt_for_signal(tenant: Tenant, signal: str, reason: str) -> list[RolloutPla
     )
     for plan in plans:
         if signal in plan.halt_on:
-            halted.append(halt(plan, f"{signal}: {reason}"))
+            try:
+                halted.append(halt(plan, f"{signal}: {reason}"))
+            except (RolloutError, services.FlagError):
+                continue  # halted or changed by someone else in between
     return halted
 
 
@@ -237,4 +245,30 @@ def advance_due(now: datetime | None = None) -> list[RolloutPlan]:
                 advanced.append(advance(plan, now=now))
             except RolloutError:
                 continue  # changed status in between
+            except services.FlagError as exc:  # the flag moved on: stop the plan, tell someone
+                pause_with_alert(plan, f"cannot serve the next stage: {exc}")
     return advanced
+
+
+@transaction.atomic
+def pause_with_alert(plan: RolloutPlan, reason: str) -> None:
+    locked = _locked(plan)
+    if locked.status != RolloutStatus.RUNNING:
+        return
+    locked.status = RolloutStatus.PAUSED
+    locked.status_reason = reason
+    locked.version += 1
+    locked.save(audit_action="rollout.paused")
+    _alert_halted(locked, verb="paused")
+
+
+def halt_for_kill(state: FlagState) -> None:
+    """The kill switch stops the state's active plan where it is (no step back: the flag is
+    off anyway), so no automatic stage turns it on again."""
+    for plan in RolloutPlan.objects.filter(
+        state=state, status__in=(RolloutStatus.RUNNING, RolloutStatus.PAUSED)
+    ):
+        plan.status = RolloutStatus.HALTED
+        plan.status_reason = "kill switch pulled"
+        plan.version += 1
+        plan.save(audit_action="rollout.halted")

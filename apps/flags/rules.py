@@ -139,11 +139,11 @@ def _check_leaf(node: dict, path: str, errors: _Errors) -> None:
 
 
 def _real_date(value: str) -> bool:
+    """A calendar date before 9999-12-31 (`after` a date compiles to the next day)."""
     try:
-        date.fromisoformat(value[:10])
+        return date.fromisoformat(value[:10]) < date.max
     except ValueError:
         return False
-    return True
 
 
 def _padded_version(value: Any) -> str:
@@ -189,7 +189,7 @@ def _check_conditions(
     if "segment" in node:
         if segments is None:
             errors.add(f"{path}.segment", "Segments cannot refer to other segments.")
-        elif node["segment"] not in segments:
+        elif not isinstance(node["segment"], str) or node["segment"] not in segments:
             errors.add(f"{path}.segment", f"No segment {node['segment']!r} in this tenant.")
         return
     _check_leaf(node, path, errors)
@@ -256,7 +256,7 @@ def _check_split(split: Any, path: str, variants: dict, errors: _Errors) -> None
             errors.add(f"{path}[{index}].weight", "A whole percentage from 0 to 100.")
         else:
             total += weight
-        if part.get("variant") not in variants:
+        if not isinstance(part.get("variant"), str) or part["variant"] not in variants:
             errors.add(f"{path}[{index}].variant", f"No variant {part.get('variant')!r}.")
     if total != 100 and path not in errors.errors:
         errors.add(path, f"Weights add up to {total}, not 100.")
@@ -266,7 +266,7 @@ def _check_outcome(node: dict, path: str, variants: dict, errors: _Errors) -> No
     has_variant, has_split = "variant" in node, "split" in node
     if has_variant == has_split:
         errors.add(path, "Give either a variant or a split.")
-    elif has_variant and node["variant"] not in variants:
+    elif has_variant and (not isinstance(node["variant"], str) or node["variant"] not in variants):
         errors.add(f"{path}.variant", f"No variant {node['variant']!r} in this flag.")
     elif has_split:
         _check_split(node["split"], f"{path}.split", variants, errors)
@@ -276,7 +276,7 @@ def validate_state(
     *, variants: dict, default_variant: str, rules: Any, fallthrough: Any, segments: set[str]
 ) -> None:
     errors = _Errors()
-    if default_variant not in variants:
+    if not isinstance(default_variant, str) or default_variant not in variants:
         errors.add("default_variant", f"No variant {default_variant!r} in this flag.")
     if not isinstance(rules, list):
         errors.add("rules", "Rules are a list.")
@@ -288,7 +288,9 @@ def validate_state(
             continue
         if "segment" not in rule and "conditions" not in rule:
             errors.add(path, "A rule needs a segment, conditions, or both.")
-        if "segment" in rule and rule["segment"] not in segments:
+        if "segment" in rule and (
+            not isinstance(rule["segment"], str) or rule["segment"] not in segments
+        ):
             errors.add(f"{path}.segment", f"No segment {rule['segment']!r} in this tenant.")
         if "conditions" in rule:
             _check_conditions(rule["conditions"], f"{path}.conditions", errors, segments)

@@ -36,6 +36,7 @@ logger = logging.getLogger(__name__)
 
 KEY_PREFIX = "ofk_"
 UNKNOWN_KEY_TTL = 10.0
+DATABASE_CHECK_SECONDS = 30.0
 
 
 def version_cache_key(environment_id: int) -> str:
@@ -56,6 +57,7 @@ class Snapshot:
     portal_only: tuple[str, ...] = ()  # flags using operators flagd cannot evaluate
     time_dependent: bool = False  # some targeting reads $flagd.timestamp
     checked_at: float = field(default_factory=time.monotonic)
+    verified_at: float = field(default_factory=time.monotonic)  # last compared with the database
     bulk_etags: dict[bytes, str] = field(default_factory=dict)  # request body → bulk ETag
     fragments: dict[tuple, bytes] = field(default_factory=dict)  # (flag, variant, reason) → JSON
     _document_bytes: bytes | None = None
@@ -177,8 +179,10 @@ def load_snapshot(environment_id: int) -> Snapshot | None:
         portal_only=tuple(sorted(key for key, ops in used.items() if ops & PORTAL_ONLY_OPERATORS)),
         time_dependent="$flagd.timestamp" in json.dumps(document),
     )
-    if _published_version(environment_id) is None:
-        publish_version(environment_id, environment.config_version)
+    try:  # add, not set: never overwrite a newer version another process published
+        cache.add(version_cache_key(environment_id), environment.config_version, timeout=None)
+    except Exception:
+        logger.warning("flags: could not publish the version of environment %s", environment_id)
     return snapshot
 
 
@@ -190,12 +194,26 @@ def snapshot_for(environment_id: int) -> Snapshot | None:
         return current
     if current is not None:
         version = _published_version(environment_id)
-        if version is None:
+        if version is None or now - current.verified_at > DATABASE_CHECK_SECONDS:
+            # The database is the truth: checked when the cache has no version and every half
+            # minute anyway, so a lost or out-of-order publish cannot keep a process stale.
             version = _database_version(environment_id)
+            current.verified_at = now
         if version == current.version:
             current.checked_at = now
             return current
-    fresh = load_snapshot(environment_id)
+    try:
+        fresh = load_snapshot(environment_id)
+    except Exception:
+        if current is None:
+            raise
+        # Keep serving the last good configuration rather than failing every evaluation; the
+        # next poll tries again. Validation should make this unreachable; the log says if not.
+        logger.exception(
+            "flags: could not load environment %s; serving v%s", environment_id, current.version
+        )
+        current.checked_at = now
+        return current
     with _lock:
         if fresh is None:
             _snapshots.pop(environment_id, None)

@@ -38,6 +38,17 @@ def can_operate(user, request) -> bool:
         ).exists()
 
 
+def can_administer(user, request) -> bool:
+    """A superuser, or a tenant admin of the admin's active tenant."""
+    if user.is_superuser:
+        return True
+    tenant = getattr(request, "tenant", None)
+    if tenant is None:
+        return False
+    with all_tenants_context():
+        return Membership.objects.filter(user=user, tenant=tenant, role=Role.TENANT_ADMIN).exists()
+
+
 def environments(tenant: Tenant) -> QuerySet[Environment]:
     return Environment.objects.for_tenant(tenant)
 

@@ -53,12 +53,13 @@ def _touch(environment_ids: Iterable[int]) -> None:
     if not ids:
         return
     Environment._base_manager.filter(pk__in=ids).update(config_version=F("config_version") + 1)
-    versions = dict(
-        Environment._base_manager.filter(pk__in=ids).values_list("pk", "config_version")
-    )
 
     def publish() -> None:
-        for environment_id, version in versions.items():
+        # Read after commit: of two writers whose callbacks run out of order, both publish the
+        # latest committed version (runtime also rechecks the database every half minute).
+        for environment_id, version in Environment._base_manager.filter(pk__in=ids).values_list(
+            "pk", "config_version"
+        ):
             runtime.publish_version(environment_id, version)
 
     transaction.on_commit(publish)
@@ -80,8 +81,26 @@ def ensure_environments(tenant: Tenant) -> list[Environment]:
     return created
 
 
+@transaction.atomic
+def create_environment(tenant: Tenant, *, key: str, name: str, **settings: Any) -> Environment:
+    """A new environment, in which every flag starts off, serving its current default."""
+    environment = Environment(tenant=tenant, key=key, name=name, **settings)
+    environment.save(audit_action="flag_environment.created")
+    for flag in Flag.objects.for_tenant(tenant):
+        default = "off" if "off" in flag.variants else next(iter(flag.variants))
+        FlagState(tenant=tenant, flag=flag, environment=environment, default_variant=default).save(
+            audit_action="flag_state.created"
+        )
+    _touch([environment.pk])
+    return environment
+
+
 def _segment_keys(tenant_id: int) -> set[str]:
-    return set(Segment.objects.for_tenant(tenant_id).values_list("key", flat=True))
+    """The tenant's segment keys, locked until the write commits, so a segment cannot be
+    deleted between validating a rule that uses it and saving that rule."""
+    return set(
+        Segment.objects.for_tenant(tenant_id).select_for_update().values_list("key", flat=True)
+    )
 
 
 def _validate_flag_fields(values: dict[str, Any]) -> None:
@@ -242,7 +261,10 @@ def update_state(
 
 @transaction.atomic
 def kill(flag: Flag, environments: Iterable[Environment] | None = None) -> list[FlagState]:
-    """Turn the flag off in the given environments (all when None). Never waits for approval."""
+    """Turn the flag off in the given environments (all when None), and halt their rollouts so
+    that no automatic stage turns it on again. Never waits for approval."""
+    from apps.flags import rollouts  # rollouts writes through this module
+
     states = FlagState.objects.select_for_update().filter(flag=flag)
     if environments is not None:
         states = states.filter(environment__in=list(environments))
@@ -254,6 +276,7 @@ def kill(flag: Flag, environments: Iterable[Environment] | None = None) -> list[
             state.version += 1
             state.save(audit_action="flag.killed")
             changed.append(state)
+        rollouts.halt_for_kill(state)
     _touch(state.environment_id for state in changed)
     return changed
 
@@ -331,6 +354,7 @@ def _mentions_segment(node: Any, key: str) -> bool:
 
 @transaction.atomic
 def delete_segment(segment: Segment) -> None:
+    segment = Segment.objects.select_for_update().get(pk=segment.pk)
     users = segment_users(segment)
     if users:
         raise InUse(f"Segment {segment.key!r} is used by {', '.join(users)}.")

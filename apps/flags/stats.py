@@ -28,8 +28,12 @@ _last_flush = time.monotonic()
 _flush_lock = threading.Lock()
 
 
+_counts_lock = threading.Lock()
+
+
 def record(tenant_id: int, environment_id: int, flag_id: int, variant: str | None) -> None:
-    _counts[(tenant_id, environment_id, flag_id, variant or "")] += 1
+    with _counts_lock:  # request threads (gthread) and the flush swap share the counter
+        _counts[(tenant_id, environment_id, flag_id, variant or "")] += 1
 
 
 def maybe_flush() -> None:
@@ -46,7 +50,8 @@ def maybe_flush() -> None:
 
 def _take() -> Counter:
     global _counts
-    taken, _counts = _counts, Counter()
+    with _counts_lock:
+        taken, _counts = _counts, Counter()
     return taken
 
 

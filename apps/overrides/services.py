@@ -20,6 +20,7 @@ from apps.overrides.models import (
     OverrideState,
 )
 from apps.tenancy.models import Tenant
+from apps.tenancy.selectors import same_person
 from opsportal.context import Actor, current_actor
 
 _ALLOWED = {
@@ -144,29 +145,8 @@ def _bump(pull_request_id: int) -> None:
 
 
 def is_requester(override: Override, actor: Actor) -> bool:
-    """Four eyes: the requester is a person. The same user, the same API token, a token that
-    user created, or the user who created the requesting token all count as the requester."""
-    from apps.tenancy.models import ApiToken
-
-    requester_users = {override.requested_by_id} - {None}
-    if override.requested_by_token_id:
-        creator = (
-            ApiToken.objects.filter(pk=override.requested_by_token_id)
-            .values_list("created_by_id", flat=True)
-            .first()
-        )
-        requester_users |= {creator} - {None}
-    actor_users = {actor.user_id} - {None}
-    if actor.token_id:
-        if actor.token_id == override.requested_by_token_id:
-            return True
-        creator = (
-            ApiToken.objects.filter(pk=actor.token_id)
-            .values_list("created_by_id", flat=True)
-            .first()
-        )
-        actor_users |= {creator} - {None}
-    return bool(requester_users & actor_users)
+    """Four eyes: the requester is a person (see tenancy.selectors.same_person)."""
+    return same_person(override.requested_by_id, override.requested_by_token_id, actor)
 
 
 def _transition(

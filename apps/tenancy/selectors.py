@@ -48,3 +48,22 @@ def displayed_tenant(request):
     if tenant is None:
         tenant = next(iter(getattr(request, "available_tenants", None) or []), None)
     return tenant
+
+
+def same_person(user_id: int | None, token_id: int | None, actor) -> bool:
+    """Four eyes: whether `actor` is the person behind a request made by `user_id` / `token_id`.
+    The same user, the same API token, a token that user created, or the user who created the
+    requesting token all count as the same person."""
+    from apps.tenancy.models import ApiToken
+
+    def creator(token: int | None) -> int | None:
+        if token is None:
+            return None
+        with rls.all_tenants_context():
+            return ApiToken.objects.filter(pk=token).values_list("created_by_id", flat=True).first()
+
+    if actor.token_id is not None and actor.token_id == token_id:
+        return True
+    requester = {user_id, creator(token_id)} - {None}
+    acting = {actor.user_id, creator(actor.token_id)} - {None}
+    return bool(requester & acting)

@@ -3,6 +3,8 @@ environment keys shown once, operator-only writes, and the overview tile."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.test import Client
 
@@ -157,3 +159,79 @@ def test_evaluation_preview_says_which_rule_decided(admin, flags):
     assert "The flag is off in development" in off.content.decode()
     bad = admin.get(url, {"environment": "production", "context": "[1]"})
     assert "the context must be a JSON object" in bad.content.decode()
+
+
+def test_a_stale_admin_form_is_refused_not_saved_over_a_newer_change(admin, flags):
+    from tests.flags.conftest import set_state
+
+    flag = flags["page"]
+    state = _state("page-size", "staging")
+    opened = state.version
+    set_state(flag, "staging", fallthrough={"variant": "large"})  # someone else, meanwhile
+    form = {
+        "tenant": flag.tenant_id,
+        "key": flag.key,
+        "name": flag.name,
+        "description": "",
+        "value_type": flag.value_type,
+        "variants": '{"small": 20, "large": 50}',
+        "kind": flag.kind,
+        "owner": "",
+        "tags": "[]",
+        "opened_version": flag.version,
+        "states-TOTAL_FORMS": "3",
+        "states-INITIAL_FORMS": "3",
+        "states-MIN_NUM_FORMS": "0",
+        "states-MAX_NUM_FORMS": "1000",
+    }
+    for index, each in enumerate(
+        FlagState.objects.filter(flag=flag).order_by("environment__sort_order")
+    ):
+        form.update(
+            {
+                f"states-{index}-id": each.pk,
+                f"states-{index}-flag": flag.pk,
+                f"states-{index}-default_variant": each.default_variant,
+                f"states-{index}-rules": "[]",
+                f"states-{index}-fallthrough": "{}"
+                if each.pk == state.pk
+                else json.dumps(each.fallthrough),
+                f"states-{index}-opened_version": opened if each.pk == state.pk else each.version,
+            }
+        )
+        if each.enabled and each.pk != state.pk:
+            form[f"states-{index}-enabled"] = "on"
+    form["states-1-enabled"] = "on"
+    response = admin.post(f"/admin/flags/flag/{flag.pk}/change/", form)
+    assert response.status_code == 200
+    assert "Someone changed this since you opened it" in response.content.decode()
+    assert _state("page-size", "staging").fallthrough == {"variant": "large"}
+
+
+def test_environment_keys_are_revoked_not_deleted_and_environments_need_a_tenant_admin(
+    tenant, flags, django_user_model
+):
+    from django.contrib.auth.models import Permission
+
+    from apps.flags.models import Environment
+
+    operator = django_user_model.objects.create_user("op", password="pw", is_staff=True)
+    add_member(tenant=tenant, user=operator, role=Role.OPERATOR)
+    operator.user_permissions.add(*Permission.objects.filter(content_type__app_label="flags"))
+    client = Client()
+    client.force_login(operator)
+    production = Environment.objects.get(tenant=tenant, key="production")
+    response = client.post(
+        f"/admin/flags/environment/{production.pk}/change/",
+        {"name": "Production", "sort_order": 20, "kill_switch_exempt": "on", "tenant": tenant.pk},
+    )
+    assert response.status_code == 403
+    assert Environment.objects.get(pk=production.pk).requires_approval is True
+    key = EnvironmentKey.objects.create(
+        tenant=tenant, environment=production, name="x", prefix="abcd1234", secret_hash="0" * 64
+    )
+    assert (
+        client.post(f"/admin/flags/environmentkey/{key.pk}/delete/", {"post": "yes"}).status_code
+        == 403
+    )
+    assert EnvironmentKey.objects.filter(pk=key.pk).exists()

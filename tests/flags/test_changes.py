@@ -146,3 +146,20 @@ def test_kill_switch_is_immediate_unless_the_environment_says_otherwise(alice, f
     body = response.json()
     assert body["states"][0]["enabled"] is True
     assert body["change_requests"][0]["changes"] == {"enabled": False}
+
+
+def test_a_token_its_requester_created_cannot_approve(admin_client_for, tenant, flags, api):
+    from django.contrib.auth import get_user_model
+
+    from apps.tenancy.services import create_api_token
+
+    admin = admin_client_for(tenant)  # the user "root"
+    admin.post(f"/admin/flags/flag/{flags['page'].pk}/toggle/production/")
+    change = FlagChange.objects.get(status="PENDING")
+    root = get_user_model().objects.get(username="root")
+    _, own_token = create_api_token(
+        tenant=tenant, name="root's", role=Role.OPERATOR, created_by=root
+    )
+    response = api(own_token).post(f"/api/v1/flags/changes/{change.pk}/approve", {}, format="json")
+    assert response.status_code == 403, "four eyes: the person behind the token asked for it"
+    assert FlagChange.objects.get(pk=change.pk).status == "PENDING"

@@ -196,3 +196,54 @@ def test_import_api_refuses_environments_that_need_approval(api, make_token, ten
         ).status_code
         == 403
     )
+
+
+def test_malformed_definitions_are_reported_not_crashed_on(tenant):
+    ensure_environments(tenant)
+    staging = Environment.objects.get(tenant=tenant, key="staging")
+    document = {
+        "flags": {
+            "bad-date": {
+                "state": "ENABLED",
+                "variants": {"on": True, "off": False},
+                "defaultVariant": "off",
+                "targeting": {
+                    "if": [
+                        {
+                            "and": [
+                                {"starts_with": [{"var": "d"}, ""]},
+                                {">=": [{"var": "d"}, "2024.10.01"]},
+                            ]
+                        },
+                        "on",
+                    ]
+                },
+            },
+            "list-default": {
+                "state": "ENABLED",
+                "variants": {"on": True},
+                "defaultVariant": ["on"],
+            },
+            "numeric-metadata": {
+                "state": "ENABLED",
+                "variants": {"on": True},
+                "defaultVariant": "on",
+                "metadata": 5,
+            },
+            "list-variant": {
+                "state": "ENABLED",
+                "variants": {"on": True, "off": False},
+                "defaultVariant": "off",
+                "targeting": {"fractional": [[["on"], 50], ["off", 50]]},
+            },
+            "fine": {"state": "ENABLED", "variants": {"on": True}, "defaultVariant": "on"},
+        }
+    }
+    report = flagd_import.import_document(tenant, staging, document)
+    assert report.imported == ["fine"]
+    assert set(report.unsupported) == {
+        "bad-date",
+        "list-default",
+        "numeric-metadata",
+        "list-variant",
+    }

@@ -206,3 +206,36 @@ def test_every_change_bumps_the_environment_version(operator, tenant):
     )
     after = Environment.objects.get(tenant=tenant, key="staging").config_version
     assert after == before + 1
+
+
+@pytest.mark.parametrize(
+    "changes, field, status",
+    [
+        ({"rules": [{"segment": ["a"], "variant": "on"}]}, "rules[0].segment", 422),
+        (
+            {"rules": [{"conditions": {"attribute": "a", "op": "is_set"}, "variant": {"x": 1}}]},
+            "rules[0].variant",
+            422,
+        ),
+        ({"default_variant": ["on"]}, "default_variant", 400),
+        (
+            {
+                "rules": [
+                    {
+                        "conditions": {"attribute": "d", "op": "after", "value": "9999-12-31"},
+                        "variant": "on",
+                    }
+                ]
+            },
+            "rules[0].conditions.value",
+            422,
+        ),
+    ],
+)
+def test_malformed_names_and_dates_are_refused_not_500(operator, changes, field, status):
+    _create(operator)
+    response = operator.patch(
+        "/api/v1/flags/dark-mode/environments/staging", {**changes, "version": 1}, format="json"
+    )
+    assert response.status_code == status, response.content
+    assert field in response.json()["errors"], response.json()

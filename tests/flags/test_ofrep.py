@@ -224,3 +224,22 @@ def test_environments_of_another_tenant_are_invisible(
         set_state(other, "production", enabled=True)
     assert evaluate(production_key, "secret-flag").status_code == 404
     assert Flag.objects.filter(key="secret-flag").count() == 1
+
+
+def test_a_configuration_that_fails_to_load_keeps_the_last_good_one_serving(
+    production_key, flags, monkeypatch, django_capture_on_commit_callbacks
+):
+    from apps.flags import flagd as flagd_module
+
+    assert evaluate(production_key, "page-size").json()["value"] == 20
+    with django_capture_on_commit_callbacks(execute=True):
+        set_state(flags["page"], "production", fallthrough={"variant": "large"})
+
+    def broken(environment):
+        raise RuntimeError("a row the compiler cannot handle")
+
+    monkeypatch.setattr(flagd_module, "environment_document", broken)
+    response = evaluate(production_key, "page-size")
+    assert response.status_code == 200 and response.json()["value"] == 20
+    monkeypatch.undo()
+    assert evaluate(production_key, "page-size").json()["value"] == 50, "the next poll recovers"

@@ -128,3 +128,21 @@ def test_one_active_plan_per_flag_and_environment(operator, flags):
     url = "/api/v1/flags/new-checkout/environments/staging/rollout"
     assert operator.post(url, {}, format="json").status_code == 201
     assert operator.post(url, {}, format="json").status_code == 409
+
+
+def test_the_kill_switch_stops_the_rollout_and_nothing_turns_the_flag_back_on(tenant, flags):
+    from apps.flags import services
+
+    start = timezone.now()
+    plan = rollouts.start_rollout(
+        _state(), min_dwell_minutes=0, auto_advance=True, halt_on=["slo:x"], now=start
+    )
+    services.kill(flags["checkout"])
+    stopped = RolloutPlan.objects.get(pk=plan.pk)
+    assert (stopped.status, stopped.status_reason) == ("HALTED", "kill switch pulled")
+    assert rollouts.advance_due(now=start + timedelta(hours=1)) == []
+    assert rollouts.halt_for_signal(tenant, "slo:x", "burn") == []
+    rollouts.resume(stopped)
+    rollouts.advance(stopped, now=start + timedelta(hours=2))
+    state = _state()
+    assert state.enabled is False and state.killed_at is not None, "resuming does not undo a kill"
