@@ -756,11 +756,11 @@ class WrkClient:
 
     name = "wrk"
 
-    def __init__(self, binary: str):
+    def __init__(self, binary: str, script: str = WRK_LUA):
         self.binary = binary
-        self.tmp = Path(tempfile.mkdtemp(prefix="bench-compliance-wrk-"))
-        self.script = self.tmp / "paths.lua"
-        self.script.write_text(WRK_LUA)
+        self.tmp = Path(tempfile.mkdtemp(prefix="bench-wrk-"))
+        self.script = self.tmp / "requests.lua"
+        self.script.write_text(script)
         version = subprocess.run([binary, "--version"], capture_output=True, text=True)
         self.version = (version.stdout or version.stderr).splitlines()[0].strip()
 
@@ -776,10 +776,15 @@ class WrkClient:
         connections: int,
         seconds: float,
     ) -> dict:
-        spec = self.tmp / "paths.txt"
-        spec.write_text(
-            "".join(f"H {k}: {v}\n" for k, v in headers.items()) + "".join(p + "\n" for p in paths)
-        )
+        lines = [f"H {k}: {v}" for k, v in headers.items()] + list(paths)
+        return self.run_lines(base_url, lines, connections=connections, seconds=seconds)
+
+    def run_lines(
+        self, base_url: str, lines: list[str], *, connections: int, seconds: float
+    ) -> dict:
+        """Run wrk with the script reading `lines` (header lines `H name: value`, then requests)."""
+        spec = self.tmp / "requests.txt"
+        spec.write_text("".join(line + "\n" for line in lines))
         cmd = [
             self.binary,
             f"-t{min(2, connections)}",

@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as common
 
 from apps.flags.evaluation import compile_flag, evaluate
+from tests.flags.sample_flags import INTERNAL, RELEASE_RULES, release_flag
 
 NAME = "flags_eval"
 EVALUATIONS = int(os.environ.get("BENCH_EVALUATIONS", "50000"))
@@ -45,97 +46,9 @@ TARGET_MEDIAN_US = 20.0
 FLAG_KEY = "new-checkout"
 NOW = 1_750_000_000
 
-INTERNAL = ["ana@corp.io", "bo@corp.io", "cy@corp.io", "di@corp.io", "ed@corp.io"]
-RULES: list[tuple[dict[str, Any], str]] = [
-    ({"in": [{"var": "email"}, INTERNAL]}, "on"),
-    (
-        {
-            "and": [
-                {"ends_with": [{"var": "email"}, "@example.com"]},
-                {"==": [{"var": "country"}, "DE"]},
-            ]
-        },
-        "on",
-    ),
-    (
-        {
-            "and": [
-                {"starts_with": [{"var": "email"}, "qa+"]},
-                {"sem_ver": [{"var": "appVersion"}, ">=", "2.0.0"]},
-            ]
-        },
-        "on",
-    ),
-    (
-        {
-            "and": [
-                {"in": [{"var": "plan"}, ["enterprise", "business"]]},
-                {"<": [{"var": "age"}, 30]},
-            ]
-        },
-        "off",
-    ),
-    (
-        {
-            "and": [
-                {"in": [{"var": "country"}, ["FR", "IT", "ES"]]},
-                {"sem_ver": [{"var": "appVersion"}, "<", "1.5.0"]},
-            ]
-        },
-        "off",
-    ),
-    ({"and": [{"==": [{"var": "beta"}, True]}, {"==": [{"var": "plan"}, "pro"]}]}, "on"),
-    (
-        {
-            "and": [
-                {"in": ["early-access", {"var": "tags"}]},
-                {"!=": [{"var": "country"}, "US"]},
-            ]
-        },
-        "on",
-    ),
-    (
-        {
-            "and": [
-                {"in": [{"var": "company"}, "acme,globex,initech"]},
-                {">=": [{"var": "score"}, 0.8]},
-            ]
-        },
-        "on",
-    ),
-    (
-        {
-            "and": [
-                {"sem_ver": [{"var": "appVersion"}, "^", "3.0.0"]},
-                {"<": [{"var": "age"}, 18]},
-                {"!": {"var": "beta"}},
-            ]
-        },
-        "off",
-    ),
-    (
-        {
-            "and": [
-                {"==": [{"var": "org.tier"}, "gold"]},
-                {">": [{"var": "org.seats"}, 100]},
-                {"starts_with": [{"var": "appVersion"}, "4"]},
-            ]
-        },
-        "on",
-    ),
-]
-
 
 def flag_definition() -> dict[str, Any]:
-    args: list[Any] = []
-    for condition, variant in RULES:
-        args += [condition, variant]
-    return {
-        "state": "ENABLED",
-        "variants": {"on": True, "off": False},
-        "defaultVariant": "off",
-        "targeting": {"if": [*args, {"fractional": [["on", 20], ["off", 80]]}]},
-    }
+    return release_flag()
 
 
 def make_contexts(count: int) -> list[dict[str, Any]]:
@@ -255,7 +168,7 @@ def main() -> int:
         NAME,
         {
             "machine": common.machine(),
-            "flag": {"rules": len(RULES), "fallthrough": "fractional 20/80"},
+            "flag": {"rules": len(RELEASE_RULES), "fallthrough": "fractional 20/80"},
             "evaluations": len(contexts),
             "batch": BATCH,
             "rounds_ours": ROUNDS,

@@ -22,9 +22,7 @@ import json
 import os
 import random
 import shutil
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -160,40 +158,6 @@ def contexts(count: int = 1000) -> list[str]:
     ]
 
 
-class WrkPost:
-    def __init__(self) -> None:
-        binary = shutil.which("wrk")
-        if binary is None:
-            sys.exit("setup failed: wrk not installed (apt-get install -y wrk)")
-        self.binary = binary
-        self.tmp = Path(tempfile.mkdtemp(prefix="bench-flags-wrk-"))
-        self.script = self.tmp / "ofrep.lua"
-        self.script.write_text(WRK_LUA)
-
-    def run(self, base: str, lines: list[str], *, connections: int, seconds: float) -> dict:
-        spec = self.tmp / "requests.txt"
-        spec.write_text("".join(line + "\n" for line in lines))
-        cmd = [
-            self.binary,
-            f"-t{min(2, connections)}",
-            f"-c{connections}",
-            f"-d{max(1, round(seconds))}s",
-            "--timeout",
-            "10s",
-            "-s",
-            str(self.script),
-            base,
-            "--",
-            str(spec),
-        ]
-        return common.wrk_result(
-            subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
-        )
-
-    def close(self) -> None:
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
-
 def _etag_for(base: str, key: str, body: str) -> str:
     import httpx
 
@@ -231,7 +195,10 @@ def main() -> int:
     env["THROTTLE_RATE"] = os.environ["THROTTLE_RATE"]
     env["FLAGS_OFREP_RATE_PER_MINUTE"] = str(10**9)
     server = data.GunicornServer("flags-ofrep", env, workers=WORKERS, threads=THREADS)
-    client = WrkPost()
+    binary = shutil.which("wrk")
+    if binary is None:
+        sys.exit("setup failed: wrk not installed (apt-get install -y wrk)")
+    client = data.WrkClient(binary, script=WRK_LUA)
     runs: dict[str, list[dict]] = {
         k: [] for k in ("single_32", "healthz_32", "healthz_8", "single_8", "bulk_8", "bulk_304_8")
     }
@@ -248,7 +215,7 @@ def main() -> int:
 
         def measure(label: str, lines: list[str], connections: int) -> None:
             cpu0 = server.cpu_seconds()
-            result = client.run(base, lines, connections=connections, seconds=SECONDS)
+            result = client.run_lines(base, lines, connections=connections, seconds=SECONDS)
             result["server_cpu_s"] = server.cpu_seconds() - cpu0
             runs[label].append(result)
             common.log(
@@ -258,7 +225,7 @@ def main() -> int:
             )
 
         for lines in (single, bulk, healthz):  # warm-up: connections, imports, snapshots
-            client.run(base, lines, connections=32, seconds=2)
+            client.run_lines(base, lines, connections=32, seconds=2)
         for round_no in range(ROUNDS):
             order = [("single_32", single), ("healthz_32", healthz)]
             for label, lines in order[:: -1 if round_no % 2 else 1]:

@@ -122,21 +122,24 @@ class FlagStateInline(admin.TabularInline):
         return False
 
 
+FLAG_FORM_FIELDS = [
+    "tenant",
+    "key",
+    "name",
+    "description",
+    "value_type",
+    "variants",
+    "kind",
+    "owner",
+    "tags",
+    "archived",
+]
+
+
 class FlagForm(_VersionedForm):
     class Meta:
         model = Flag
-        fields = [
-            "tenant",
-            "key",
-            "name",
-            "description",
-            "value_type",
-            "variants",
-            "kind",
-            "owner",
-            "tags",
-            "archived",
-        ]
+        fields = FLAG_FORM_FIELDS
 
     def clean(self):
         cleaned = super().clean()
@@ -191,21 +194,7 @@ class FlagAdmin(TenantScopedAdmin):
     list_filter = [StaleFilter, "kind", "value_type", "archived"]
     search_fields = ["key", "name", "description", "owner"]
     readonly_fields = ["version", "created_at", "updated_at", "kill_button"]
-    fields = [
-        "tenant",
-        "key",
-        "name",
-        "description",
-        "value_type",
-        "variants",
-        "kind",
-        "owner",
-        "tags",
-        "archived",
-        "version",
-        "kill_button",
-        "opened_version",
-    ]
+    fields = [*FLAG_FORM_FIELDS, "version", "kill_button", "opened_version"]
     inlines = [FlagStateInline]
 
     def get_queryset(self, request):
@@ -598,12 +587,24 @@ class EnvironmentKeyAdmin(TenantScopedAdmin):
         self.message_user(request, "Revoked.", messages.SUCCESS)
 
 
+class _StateColumns:
+    """List columns for rows that belong to one flag in one environment."""
+
+    @admin.display(description="flag")
+    def flag(self, obj) -> str:
+        return obj.state.flag.key
+
+    @admin.display(description="environment")
+    def environment(self, obj) -> str:
+        return obj.state.environment.key
+
+
 class RejectChangeForm(forms.Form):
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3, "cols": 60}), min_length=5)
 
 
 @admin.register(FlagChange)
-class FlagChangeAdmin(TenantScopedAdmin):
+class FlagChangeAdmin(_StateColumns, TenantScopedAdmin):
     """The change-request queue (pending first) and scheduled changes."""
 
     list_display = [
@@ -634,14 +635,6 @@ class FlagChangeAdmin(TenantScopedAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
-
-    @admin.display(description="flag")
-    def flag(self, obj: FlagChange) -> str:
-        return obj.state.flag.key
-
-    @admin.display(description="environment")
-    def environment(self, obj: FlagChange) -> str:
-        return obj.state.environment.key
 
     @admin.display(description="change")
     def summary(self, obj: FlagChange) -> str:
@@ -692,7 +685,7 @@ class FlagChangeAdmin(TenantScopedAdmin):
 
 
 @admin.register(RolloutPlan)
-class RolloutPlanAdmin(TenantScopedAdmin):
+class RolloutPlanAdmin(_StateColumns, TenantScopedAdmin):
     """Rollouts with their current stage; advance, halt, resume from the list."""
 
     list_display = [
@@ -715,14 +708,6 @@ class RolloutPlanAdmin(TenantScopedAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
-
-    @admin.display(description="flag")
-    def flag(self, obj: RolloutPlan) -> str:
-        return obj.state.flag.key
-
-    @admin.display(description="environment")
-    def environment(self, obj: RolloutPlan) -> str:
-        return obj.state.environment.key
 
     @admin.display(description="stage")
     def stage(self, obj: RolloutPlan):

@@ -186,19 +186,11 @@ def _apply(change: FlagChange) -> FlagChange:
 
 
 def _alert_failed(change: FlagChange) -> None:
-    from apps.alerts.services import raise_alert
-
-    state = change.state
-    transaction.on_commit(
-        lambda: raise_alert(
-            tenant=state.tenant,
-            source="flags",
-            tier=2,
-            dedup_key=f"flags:change-failed:{change.pk}",
-            title=f"Flag change #{change.pk} could not be applied",
-            summary=change.error,
-            details={"flag": state.flag.key, "environment": state.environment.key},
-        )
+    services.alert_after_commit(
+        change.state,
+        f"flags:change-failed:{change.pk}",
+        f"Flag change #{change.pk} could not be applied",
+        change.error,
     )
 
 

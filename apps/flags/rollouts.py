@@ -195,19 +195,12 @@ def cancel(plan: RolloutPlan) -> RolloutPlan:
 
 
 def _alert_halted(plan: RolloutPlan, verb: str = "halted") -> None:
-    from apps.alerts.services import raise_alert
-
-    state = FlagState.objects.select_related("flag", "environment", "tenant").get(pk=plan.state_id)
-    transaction.on_commit(
-        lambda: raise_alert(
-            tenant=state.tenant,
-            source="flags",
-            tier=2,
-            dedup_key=f"flags:rollout-halted:{plan.pk}",
-            title=f"Rollout of {state.flag.key} {verb} at {plan.percentage} %",
-            summary=plan.status_reason,
-            details={"flag": state.flag.key, "environment": state.environment.key},
-        )
+    state = FlagState.objects.select_related("flag").get(pk=plan.state_id)
+    services.alert_after_commit(
+        state,
+        f"flags:rollout-halted:{plan.pk}",
+        f"Rollout of {state.flag.key} {verb} at {plan.percentage} %",
+        plan.status_reason,
     )
 
 

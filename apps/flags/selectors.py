@@ -18,35 +18,21 @@ from apps.flags.models import (
     FlagState,
     RolloutPlan,
 )
-from apps.tenancy.models import Membership, Tenant
-from apps.tenancy.rls import all_tenants_context
+from apps.tenancy.models import Tenant
 from apps.tenancy.roles import Role
+from apps.tenancy.selectors import has_role_in_active_tenant
 
 OPERATING_ROLES = (Role.OPERATOR, Role.TENANT_ADMIN)
 
 
 def can_operate(user, request) -> bool:
     """A superuser, or an operator / tenant admin of the admin's active tenant."""
-    if user.is_superuser:
-        return True
-    tenant = getattr(request, "tenant", None)
-    if tenant is None:
-        return False
-    with all_tenants_context():
-        return Membership.objects.filter(
-            user=user, tenant=tenant, role__in=OPERATING_ROLES
-        ).exists()
+    return has_role_in_active_tenant(user, request, OPERATING_ROLES)
 
 
 def can_administer(user, request) -> bool:
     """A superuser, or a tenant admin of the admin's active tenant."""
-    if user.is_superuser:
-        return True
-    tenant = getattr(request, "tenant", None)
-    if tenant is None:
-        return False
-    with all_tenants_context():
-        return Membership.objects.filter(user=user, tenant=tenant, role=Role.TENANT_ADMIN).exists()
+    return has_role_in_active_tenant(user, request, (Role.TENANT_ADMIN,))
 
 
 def environments(tenant: Tenant) -> QuerySet[Environment]:

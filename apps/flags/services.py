@@ -65,6 +65,24 @@ def _touch(environment_ids: Iterable[int]) -> None:
     transaction.on_commit(publish)
 
 
+def alert_after_commit(state: FlagState, dedup_key: str, title: str, summary: str) -> None:
+    """A tier-2 alert about a flag state, raised once the transaction that noticed commits."""
+    from apps.alerts.services import raise_alert
+
+    state = FlagState.objects.select_related("flag", "environment", "tenant").get(pk=state.pk)
+    transaction.on_commit(
+        lambda: raise_alert(
+            tenant=state.tenant,
+            source="flags",
+            tier=2,
+            dedup_key=dedup_key,
+            title=title,
+            summary=summary,
+            details={"flag": state.flag.key, "environment": state.environment.key},
+        )
+    )
+
+
 @transaction.atomic
 def ensure_environments(tenant: Tenant) -> list[Environment]:
     """The tenant's environments, creating development/staging/production the first time."""

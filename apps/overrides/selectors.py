@@ -8,9 +8,9 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from apps.overrides.models import Override, OverrideState
-from apps.tenancy.models import Membership, Tenant
-from apps.tenancy.rls import all_tenants_context
+from apps.tenancy.models import Tenant
 from apps.tenancy.roles import Role
+from apps.tenancy.selectors import has_role_in_active_tenant
 
 EXPIRING_SOON = timedelta(days=3)
 DECIDING_ROLES = (Role.COMPLIANCE_ADMIN, Role.TENANT_ADMIN)
@@ -18,13 +18,7 @@ DECIDING_ROLES = (Role.COMPLIANCE_ADMIN, Role.TENANT_ADMIN)
 
 def can_decide(user, request) -> bool:
     """A superuser, or a compliance admin / tenant admin of the admin's active tenant."""
-    if user.is_superuser:
-        return True
-    tenant = getattr(request, "tenant", None)
-    if tenant is None:
-        return False
-    with all_tenants_context():
-        return Membership.objects.filter(user=user, tenant=tenant, role__in=DECIDING_ROLES).exists()
+    return has_role_in_active_tenant(user, request, DECIDING_ROLES)
 
 
 def pending(tenant: Tenant) -> QuerySet[Override]:

@@ -67,3 +67,14 @@ def same_person(user_id: int | None, token_id: int | None, actor) -> bool:
     requester = {user_id, creator(token_id)} - {None}
     acting = {actor.user_id, creator(actor.token_id)} - {None}
     return bool(requester & acting)
+
+
+def has_role_in_active_tenant(user, request, roles) -> bool:
+    """A superuser, or a member of the admin's active tenant with one of `roles`."""
+    if user.is_superuser:
+        return True
+    tenant = getattr(request, "tenant", None)
+    if tenant is None:
+        return False
+    with rls.all_tenants_context():
+        return Membership.objects.filter(user=user, tenant=tenant, role__in=roles).exists()

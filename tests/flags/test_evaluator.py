@@ -29,6 +29,7 @@ from apps.flags.evaluation import (
     operators_used,
 )
 from apps.flags.evaluation.jsonlogic import _pair_key
+from tests.flags.sample_flags import INTERNAL, RELEASE_RULES, RELEASE_SPLIT
 
 # The module, not the function of the same name that its package re-exports.
 reference_targeting = importlib.import_module(
@@ -36,87 +37,6 @@ reference_targeting = importlib.import_module(
 )
 
 NOW = 1_750_000_000
-INTERNAL = ["ana@corp.io", "bo@corp.io", "cy@corp.io", "di@corp.io", "ed@corp.io"]
-
-RELEASE_RULES: list[tuple[dict[str, Any], str]] = [
-    ({"in": [{"var": "email"}, INTERNAL]}, "on"),
-    (
-        {
-            "and": [
-                {"ends_with": [{"var": "email"}, "@example.com"]},
-                {"==": [{"var": "country"}, "DE"]},
-            ]
-        },
-        "on",
-    ),
-    (
-        {
-            "and": [
-                {"starts_with": [{"var": "email"}, "qa+"]},
-                {"sem_ver": [{"var": "appVersion"}, ">=", "2.0.0"]},
-            ]
-        },
-        "on",
-    ),
-    (
-        {
-            "and": [
-                {"in": [{"var": "plan"}, ["enterprise", "business"]]},
-                {"<": [{"var": "age"}, 30]},
-            ]
-        },
-        "off",
-    ),
-    (
-        {
-            "and": [
-                {"in": [{"var": "country"}, ["FR", "IT", "ES"]]},
-                {"sem_ver": [{"var": "appVersion"}, "<", "1.5.0"]},
-            ]
-        },
-        "off",
-    ),
-    ({"and": [{"==": [{"var": "beta"}, True]}, {"==": [{"var": "plan"}, "pro"]}]}, "on"),
-    (
-        {
-            "and": [
-                {"in": ["early-access", {"var": "tags"}]},
-                {"!=": [{"var": "country"}, "US"]},
-            ]
-        },
-        "on",
-    ),
-    (
-        {
-            "and": [
-                {"in": [{"var": "company"}, "acme,globex,initech"]},
-                {">=": [{"var": "score"}, 0.8]},
-            ]
-        },
-        "on",
-    ),
-    (
-        {
-            "and": [
-                {"sem_ver": [{"var": "appVersion"}, "^", "3.0.0"]},
-                {"<": [{"var": "age"}, 18]},
-                {"!": {"var": "beta"}},
-            ]
-        },
-        "off",
-    ),
-    (
-        {
-            "and": [
-                {"==": [{"var": "org.tier"}, "gold"]},
-                {">": [{"var": "org.seats"}, 100]},
-                {"starts_with": [{"var": "appVersion"}, "4"]},
-            ]
-        },
-        "on",
-    ),
-]
-RELEASE_SPLIT = {"fractional": [["on", 20], ["off", 80]]}
 
 
 def release_targeting() -> dict[str, Any]:
