@@ -317,6 +317,9 @@ COMPLIANCE_GATE_CACHE_SECONDS = env.int("COMPLIANCE_GATE_CACHE_SECONDS", default
 FLAGS_CONFIG_POLL_SECONDS = env.float("FLAGS_CONFIG_POLL_SECONDS", default=1.0)
 FLAGS_OFREP_RATE_PER_MINUTE = env.int("FLAGS_OFREP_RATE_PER_MINUTE", default=60_000)
 FLAGS_STATS_FLUSH_SECONDS = env.float("FLAGS_STATS_FLUSH_SECONDS", default=60.0)
+# Where bulk-evaluation clients connect for change events (the ASGI "events" process); empty:
+# the origin of the bulk request, for a proxy that routes /ofrep/v1/events to that process.
+FLAGS_SSE_BASE_URL = env.str("FLAGS_SSE_BASE_URL", default="")
 
 # --- Logging ----------------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

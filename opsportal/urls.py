@@ -10,6 +10,7 @@ from apps.compliance import api as compliance_api
 from apps.compliance import views as compliance_views
 from apps.core import admin_views
 from apps.flags import api as flags_api
+from apps.flags import events as flag_events
 from apps.flags import ofrep
 from apps.overrides import api as overrides_api
 from apps.tenancy import api as tenancy_api
@@ -99,6 +100,7 @@ urlpatterns = [
     path("readyz", health.readyz, name="readyz"),
     path("metrics", health.metrics, name="metrics"),
     path("api/v1/", include((api_v1, "api"), namespace="v1")),
+    path("ofrep/v1/events", flag_events.event_stream, name="ofrep-events"),
     path("ofrep/v1/evaluate/flags", ofrep.evaluate_flags, name="ofrep-bulk"),
     path("ofrep/v1/evaluate/flags/<str:key>", ofrep.evaluate_flag, name="ofrep-flag"),
     path(

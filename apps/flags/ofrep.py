@@ -23,7 +23,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from apps.flags import runtime, stats
+from apps.flags import events, runtime, stats
 from apps.flags.evaluation import evaluate
 
 JSON = "application/json"
@@ -55,6 +55,11 @@ def _key_from(request: HttpRequest) -> str:
     if header[:7].lower() == "bearer ":
         return header[7:].strip()
     return request.META.get("HTTP_X_API_KEY", "").strip()
+
+
+def _prefix_of(request: HttpRequest) -> str:
+    parsed = runtime.parse_key(_key_from(request))
+    return parsed[0] if parsed else ""
 
 
 def _authenticate(request: HttpRequest) -> tuple[runtime.Snapshot | None, HttpResponse | None]:
@@ -168,8 +173,10 @@ def evaluate_flags(request: HttpRequest) -> HttpResponse:
     if refusal is not None:
         return refusal
     revalidating = _if_none_match(request)
+    prefix = _prefix_of(request)
+    cache_key = (prefix, request.get_host(), request.body)
     if revalidating:
-        known = snapshot.bulk_etags.get(request.body)
+        known = snapshot.bulk_etags.get(cache_key)
         if known is not None and known in revalidating:
             return _raw(304, headers={"ETag": known})
     try:
@@ -177,9 +184,20 @@ def evaluate_flags(request: HttpRequest) -> HttpResponse:
     except _Bad as bad:
         return _json(400, {"errorCode": bad.code, "errorDetails": bad.details})
     fragments = [_evaluation(snapshot, key, context)[1] for key in snapshot.flags]
-    body = b'{"flags":[' + b",".join(fragments) + b'],"metadata":' + snapshot.bulk_metadata + b"}"
+    connections = _dumps(events.refresh_connections(request, snapshot, prefix))
+    body = (
+        b'{"flags":['
+        + b",".join(fragments)
+        + b'],"metadata":'
+        + snapshot.bulk_metadata
+        + b',"refreshConnections":'
+        + connections
+        + b',"eventStreams":'
+        + connections
+        + b"}"
+    )
     etag = '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
-    snapshot.remember_bulk_etag(request.body, etag)
+    snapshot.remember_bulk_etag(cache_key, etag)
     if etag in revalidating:
         return _raw(304, headers={"ETag": etag})
     return _raw(200, body, headers={"ETag": etag})

@@ -58,21 +58,21 @@ class Snapshot:
     time_dependent: bool = False  # some targeting reads $flagd.timestamp
     checked_at: float = field(default_factory=time.monotonic)
     verified_at: float = field(default_factory=time.monotonic)  # last compared with the database
-    bulk_etags: dict[bytes, str] = field(default_factory=dict)  # request body → bulk ETag
+    bulk_etags: dict[tuple, str] = field(default_factory=dict)  # (key, host, body) → ETag
     fragments: dict[tuple, bytes] = field(default_factory=dict)  # (flag, variant, reason) → JSON
     _document_bytes: bytes | None = None
 
-    def remember_bulk_etag(self, body: bytes, etag: str) -> None:
+    def remember_bulk_etag(self, request: tuple, etag: str) -> None:
         """What a bulk request body evaluated to in this version, for cheap revalidation (304).
 
         Valid while the snapshot lives (a change replaces the snapshot), unless some flag reads
         the clock. Bounded: bodies over 4 KB are not kept, and the map is emptied at 10,000.
         """
-        if self.time_dependent or len(body) > 4096:
+        if self.time_dependent or len(request[-1]) > 4096:
             return
         if len(self.bulk_etags) >= 10_000:
             self.bulk_etags.clear()
-        self.bulk_etags[body] = etag
+        self.bulk_etags[request] = etag
 
     @property
     def document_bytes(self) -> bytes:
