@@ -716,6 +716,7 @@ def postgres_cpu_seconds() -> float:
 
 
 # ---- HTTP load generators ---------------------------------------------------------------------------
+WRK_THREADS = int(os.environ.get("BENCH_WRK_THREADS", "2"))
 WRK_LUA = r"""
 local paths = {}
 local headers_extra = {}
@@ -756,8 +757,9 @@ class WrkClient:
 
     name = "wrk"
 
-    def __init__(self, binary: str, script: str = WRK_LUA):
+    def __init__(self, binary: str, script: str = WRK_LUA, threads: int = WRK_THREADS):
         self.binary = binary
+        self.threads = threads
         self.tmp = Path(tempfile.mkdtemp(prefix="bench-wrk-"))
         self.script = self.tmp / "requests.lua"
         self.script.write_text(script)
@@ -787,7 +789,7 @@ class WrkClient:
         spec.write_text("".join(line + "\n" for line in lines))
         cmd = [
             self.binary,
-            f"-t{min(2, connections)}",
+            f"-t{min(self.threads, connections)}",
             f"-c{connections}",
             f"-d{max(1, round(seconds))}s",
             "--timeout",

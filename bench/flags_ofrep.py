@@ -7,13 +7,16 @@ Data: one tenant, 200 flags in production: 20 with 10 targeting rules (segments,
 an environment key. Written through the services, as the app role (RLS in force).
 
 Server: the portal under gunicorn (project gunicorn.conf.py; `--worker-class gthread --workers
-BENCH_WORKERS --threads BENCH_THREADS`, default 4 x 4, as bench/compliance_gate.py), production
-mode, Redis as cache. Load: wrk (keep-alive, -t2) with a Lua script that POSTs a body drawn at
-random among 1,000 contexts (targeting keys and markets); the load generator shares the 2 CPUs.
+BENCH_WORKERS --threads BENCH_THREADS`, default 2 x 2: the production worker count, with threads
+for keep-alive), production mode, Redis as cache. Load: wrk (keep-alive, BENCH_WRK_THREADS
+threads, default 2) with a Lua script that POSTs a body drawn at random among 1,000 contexts
+(targeting keys and markets); the load generator shares the 2 CPUs. Fewer threads on 2 CPUs
+give a lower tail than 4 x 4 (docs/performance.md).
 
 Targets (issue 5): single at 32 clients >= 75 % of /healthz; at 8 clients p95 <= 10 ms single,
 <= 25 ms bulk of 200, <= 5 ms bulk 304. Results: bench/results/flags_ofrep.json. Exits non-zero
-only if setup fails. Env: BENCH_WORKERS (4), BENCH_THREADS (4), BENCH_ROUNDS (3), BENCH_SECONDS (4).
+only if setup fails. Env: BENCH_WORKERS (2), BENCH_THREADS (2), BENCH_WRK_THREADS (2),
+BENCH_ROUNDS (3), BENCH_SECONDS (4).
 """
 
 from __future__ import annotations
@@ -31,8 +34,9 @@ import _common as common
 import _compliance_data as data
 
 NAME = "flags_ofrep"
-WORKERS = int(os.environ.get("BENCH_WORKERS", "4"))
-THREADS = int(os.environ.get("BENCH_THREADS", "4"))
+WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
+THREADS = int(os.environ.get("BENCH_THREADS", "2"))
+WRK_THREADS = int(os.environ.get("BENCH_WRK_THREADS", "2"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 SECONDS = float(os.environ.get("BENCH_SECONDS", "4"))
 TARGETS = {
@@ -198,7 +202,7 @@ def main() -> int:
     binary = shutil.which("wrk")
     if binary is None:
         sys.exit("setup failed: wrk not installed (apt-get install -y wrk)")
-    client = data.WrkClient(binary, script=WRK_LUA)
+    client = data.WrkClient(binary, script=WRK_LUA, threads=WRK_THREADS)
     runs: dict[str, list[dict]] = {
         k: [] for k in ("single_32", "healthz_32", "healthz_8", "single_8", "bulk_8", "bulk_304_8")
     }
@@ -270,7 +274,7 @@ def main() -> int:
         {
             "machine": machine,
             "server": server.description,
-            "client": "wrk -t2 (POST bodies from 1,000 contexts)",
+            "client": f"wrk -t{WRK_THREADS} (POST bodies from 1,000 contexts)",
             "figures": figures,
             "healthz_p95_ms_8_clients": floor_p95,
             "targets": TARGETS,
