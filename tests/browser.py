@@ -31,14 +31,16 @@ PASSWORD = "correct-horse-battery-staple"
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture
-def portal_url():
-    """The portal as production runs it: gunicorn + whitenoise, as the least-privilege role."""
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+        return probe.getsockname()[1]
+
+
+def server_env() -> dict[str, str]:
+    """A portal process on the test database, connected as the least-privilege role."""
     db = connection.settings_dict
-    env = {
+    return {
         **os.environ,
         "DATABASE_URL": f"postgresql://{settings.DATABASE_APP_ROLE}@{db['HOST'] or '127.0.0.1'}"
         f":{db['PORT'] or 5432}/{db['NAME']}",
@@ -47,6 +49,13 @@ def portal_url():
         "SESSION_COOKIE_SECURE": "false",
         "CSRF_COOKIE_SECURE": "false",
     }
+
+
+@pytest.fixture
+def portal_url():
+    """The portal as production runs it: gunicorn + whitenoise, as the least-privilege role."""
+    port = free_port()
+    env = server_env()
     server = subprocess.Popen(
         [
             sys.executable,

@@ -4,20 +4,16 @@ advertises the stream, a change sends `refetchEvaluation` within seconds, a revo
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
 import sys
 import time
 
 import httpx
 import pytest
-from django.conf import settings
-from django.db import connection
 
 from apps.flags import services
 from apps.flags.models import EnvironmentKey
-from tests.browser import ROOT
+from tests.browser import ROOT, free_port, server_env
 from tests.flags.test_ofrep import _post
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -27,17 +23,8 @@ DEADLINE_SECONDS = 5.0
 @pytest.fixture
 def events_url():
     """The portal's ASGI application under uvicorn, as the least-privilege role."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"postgresql://{settings.DATABASE_APP_ROLE}@{db['HOST'] or '127.0.0.1'}"
-        f":{db['PORT'] or 5432}/{db['NAME']}",
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "SECURE_SSL_REDIRECT": "false",
-    }
+    port = free_port()
+    env = server_env()
     server = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "opsportal.asgi:application", "--port", str(port)],
         cwd=ROOT,
