@@ -717,7 +717,20 @@ def postgres_cpu_seconds() -> float:
 
 # ---- HTTP load generators ---------------------------------------------------------------------------
 WRK_THREADS = int(os.environ.get("BENCH_WRK_THREADS", "2"))
-WRK_LUA = r"""
+WRK_DONE_LUA = r"""
+done = function(summary, latency, requests)
+  io.write(string.format(
+    'WRKJSON {"requests":%d,"duration_us":%d,"connect_errors":%d,"read_errors":%d,' ..
+    '"write_errors":%d,"status_errors":%d,"timeouts":%d,"p50_us":%d,"p95_us":%d,' ..
+    '"p99_us":%d,"mean_us":%.1f,"max_us":%d}\n',
+    summary.requests, summary.duration, summary.errors.connect, summary.errors.read,
+    summary.errors.write, summary.errors.status, summary.errors.timeout,
+    latency:percentile(50), latency:percentile(95), latency:percentile(99),
+    latency.mean, latency.max))
+end
+"""
+WRK_LUA = (
+    r"""
 local paths = {}
 local headers_extra = {}
 init = function(args)
@@ -739,17 +752,9 @@ local non2xx = 0
 response = function(status, headers, body)
   if status >= 300 then non2xx = non2xx + 1 end
 end
-done = function(summary, latency, requests)
-  io.write(string.format(
-    'WRKJSON {"requests":%d,"duration_us":%d,"connect_errors":%d,"read_errors":%d,' ..
-    '"write_errors":%d,"status_errors":%d,"timeouts":%d,"p50_us":%d,"p95_us":%d,' ..
-    '"p99_us":%d,"mean_us":%.1f,"max_us":%d}\n',
-    summary.requests, summary.duration, summary.errors.connect, summary.errors.read,
-    summary.errors.write, summary.errors.status, summary.errors.timeout,
-    latency:percentile(50), latency:percentile(95), latency:percentile(99),
-    latency.mean, latency.max))
-end
 """
+    + WRK_DONE_LUA
+)
 
 
 class WrkClient:

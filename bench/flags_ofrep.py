@@ -49,7 +49,8 @@ FLAGSMITH_EDGE_PROXY = (
     "about 2,000 RPS at about 7 ms mean (Flagsmith's published Edge Proxy figure)"
 )
 
-WRK_LUA = r"""
+WRK_LUA = (
+    r"""
 local requests_ = {}
 init = function(args)
   for line in io.lines(args[1]) do
@@ -71,17 +72,9 @@ request = function()
   local r = requests_[math.random(#requests_)]
   return wrk.format(r[1], r[2], nil, r[3])
 end
-done = function(summary, latency, requests)
-  io.write(string.format(
-    'WRKJSON {"requests":%d,"duration_us":%d,"connect_errors":%d,"read_errors":%d,' ..
-    '"write_errors":%d,"status_errors":%d,"timeouts":%d,"p50_us":%d,"p95_us":%d,' ..
-    '"p99_us":%d,"mean_us":%.1f,"max_us":%d}\n',
-    summary.requests, summary.duration, summary.errors.connect, summary.errors.read,
-    summary.errors.write, summary.errors.status, summary.errors.timeout,
-    latency:percentile(50), latency:percentile(95), latency:percentile(99),
-    latency.mean, latency.max))
-end
 """
+    + data.WRK_DONE_LUA
+)
 
 
 def build_flags(tenant) -> str:

@@ -1,6 +1,8 @@
 """Admin helpers: tenant scoping through the one mechanism, and read-only evidence screens."""
 
+from django import forms
 from django.contrib import admin
+from django.template.response import TemplateResponse
 
 
 class TenantScopedAdmin(admin.ModelAdmin):
@@ -38,3 +40,33 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 4, "cols": 60}),
+        min_length=5,
+        help_text="The requester reads this.",
+    )
+
+
+def ask_reason_then(model_admin, request, queryset, *, action: str, title: str, describe, apply):
+    """An admin action that needs a reason (rejecting a request): the first POST shows a form
+    listing the selected rows; the second, with a valid reason, calls `apply(reason)`."""
+    form = ReasonForm(request.POST if "apply" in request.POST else None)
+    if "apply" in request.POST and form.is_valid():
+        apply(form.cleaned_data["reason"])
+        return None
+    return TemplateResponse(
+        request,
+        "admin/action_with_reason.html",
+        {
+            **model_admin.admin_site.each_context(request),
+            "title": title,
+            "form": form,
+            "items": [(obj.pk, describe(obj)) for obj in queryset],
+            "action": action,
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            "opts": model_admin.model._meta,
+        },
+    )

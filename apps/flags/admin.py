@@ -18,7 +18,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from apps.core.admin_mixins import TenantScopedAdmin
+from apps.core.admin_mixins import TenantScopedAdmin, ask_reason_then
 from apps.flags import changes as flag_changes
 from apps.flags import preview as flag_preview
 from apps.flags import rollouts, selectors, services
@@ -80,17 +80,12 @@ class FlagStateForm(_VersionedForm):
         state = self.instance
         if state.pk is None or self.errors:
             return cleaned
+        changes = {name: cleaned.get(name) for name in services.STATE_FIELDS if name in self.fields}
+        changes["rules"] = changes.get("rules") or []
+        changes["fallthrough"] = changes.get("fallthrough") or {}
         try:
-            rule_logic.validate_state(
-                variants=state.flag.variants,
-                default_variant=cleaned.get("default_variant", state.default_variant),
-                rules=cleaned.get("rules") or [],
-                fallthrough=cleaned.get("fallthrough") or {},
-                segments=set(
-                    Segment.objects.for_tenant(state.tenant_id).values_list("key", flat=True)
-                ),
-            )
-        except rule_logic.RuleError as exc:
+            services.check_state_change(state, changes)
+        except services.FlagError as exc:
             field_errors: dict[str, list[str]] = {}
             for path_, problems in exc.errors.items():
                 field = path_.split("[")[0].split(".")[0]
@@ -150,20 +145,8 @@ class FlagForm(_VersionedForm):
         try:
             rule_logic.validate_variants(value_type, variants)
             if self.instance.pk is not None:
-                segments = set(
-                    Segment.objects.for_tenant(self.instance.tenant_id).values_list(
-                        "key", flat=True
-                    )
-                )
-                for state in self.instance.states.all():
-                    rule_logic.validate_state(
-                        variants=variants,
-                        default_variant=state.default_variant,
-                        rules=state.rules,
-                        fallthrough=state.fallthrough,
-                        segments=segments,
-                    )
-        except rule_logic.RuleError as exc:
+                services.check_variants_still_served(self.instance, variants)
+        except (rule_logic.RuleError, services.FlagError) as exc:
             raise ValidationError(
                 {"variants": [f"{k}: {v[0]}" for k, v in exc.errors.items()]}
             ) from exc
@@ -392,16 +375,8 @@ class FlagAdmin(TenantScopedAdmin):
                     form.cleaned_data["tenant"],
                     **{
                         name: form.cleaned_data[name]
-                        for name in (
-                            "key",
-                            "name",
-                            "description",
-                            "value_type",
-                            "variants",
-                            "kind",
-                            "owner",
-                            "tags",
-                        )
+                        for name in FLAG_FORM_FIELDS
+                        if name not in ("tenant", "archived")
                     },
                 )
                 obj.pk = created.pk
@@ -599,10 +574,6 @@ class _StateColumns:
         return obj.state.environment.key
 
 
-class RejectChangeForm(forms.Form):
-    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3, "cols": 60}), min_length=5)
-
-
 @admin.register(FlagChange)
 class FlagChangeAdmin(_StateColumns, TenantScopedAdmin):
     """The change-request queue (pending first) and scheduled changes."""
@@ -659,24 +630,16 @@ class FlagChangeAdmin(_StateColumns, TenantScopedAdmin):
 
     @admin.action(description="Reject selected changes (asks for a reason)")
     def reject(self, request, queryset):
-        form = RejectChangeForm(request.POST if "apply" in request.POST else None)
-        if "apply" in request.POST and form.is_valid():
-            reason = form.cleaned_data["reason"]
-            self._decide(
-                request, queryset, "Rejected", lambda c: flag_changes.reject_change(c, reason)
-            )
-            return None
-        return TemplateResponse(
+        return ask_reason_then(
+            self,
             request,
-            "admin/flags/reject_change.html",
-            {
-                **self.admin_site.each_context(request),
-                "title": "Reject change requests",
-                "form": form,
-                "changes": queryset,
-                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
-                "opts": self.model._meta,
-            },
+            queryset,
+            action="reject",
+            title="Reject change requests",
+            describe=lambda c: f"{c.state.flag.key} in {c.state.environment.key}: {c.changes}",
+            apply=lambda reason: self._decide(
+                request, queryset, "Rejected", lambda c: flag_changes.reject_change(c, reason)
+            ),
         )
 
     @admin.action(description="Cancel selected changes")

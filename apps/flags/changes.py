@@ -17,7 +17,6 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from apps.flags import rules as rule_logic
 from apps.flags import services
 from apps.flags.models import OPEN_CHANGE_STATUSES, ChangeStatus, FlagChange, FlagState
 from apps.tenancy.selectors import same_person
@@ -50,27 +49,6 @@ def _same_principal(change: FlagChange, actor: Actor) -> bool:
     return same_person(change.requested_by_user_id, change.requested_by_token_id, actor)
 
 
-def _validate(state: FlagState, changes: dict[str, Any]) -> None:
-    unknown = set(changes) - set(services.STATE_FIELDS)
-    if unknown or not changes:
-        raise services.FlagError(
-            {name: ["Not editable."] for name in sorted(unknown)} or {"changes": ["Nothing."]}
-        )
-    merged = {name: changes.get(name, getattr(state, name)) for name in services.STATE_FIELDS}
-    if not isinstance(merged["enabled"], bool):
-        raise services.FlagError({"enabled": ["true or false."]})
-    try:
-        rule_logic.validate_state(
-            variants=state.flag.variants,
-            default_variant=merged["default_variant"],
-            rules=merged["rules"],
-            fallthrough=merged["fallthrough"],
-            segments=services._segment_keys(state.tenant_id),
-        )
-    except rule_logic.RuleError as exc:
-        raise services.FlagError(exc.errors) from exc
-
-
 @transaction.atomic
 def propose_state_change(
     state: FlagState,
@@ -90,7 +68,9 @@ def propose_state_change(
         raise services.FlagError({"apply_at": ["Give a time in the future, or leave it out."]})
     if not locked.environment.requires_approval and apply_at is None:
         return services.update_state(locked, changes=changes, expected_version=locked.version)
-    _validate(locked, changes)
+    if not changes:
+        raise services.FlagError({"changes": ["Nothing to change."]})
+    services.check_state_change(locked, changes)
     actor = current_actor()
     change = FlagChange(
         tenant_id=locked.tenant_id,

@@ -57,22 +57,18 @@ def _key_from(request: HttpRequest) -> str:
     return request.META.get("HTTP_X_API_KEY", "").strip()
 
 
-def _prefix_of(request: HttpRequest) -> str:
-    parsed = runtime.parse_key(_key_from(request))
-    return parsed[0] if parsed else ""
-
-
-def _authenticate(request: HttpRequest) -> tuple[runtime.Snapshot | None, HttpResponse | None]:
+def _authenticate(request: HttpRequest) -> tuple[runtime.Snapshot | None, str, HttpResponse | None]:
+    """(snapshot, key prefix, None), or (None, "", the refusal: 401 or 429)."""
     raw = _key_from(request)
     found = runtime.authenticate(raw) if raw else None
     if found is None:
-        return None, _raw(401, headers={"WWW-Authenticate": 'Bearer realm="ofrep"'})
+        return None, "", _raw(401, headers={"WWW-Authenticate": 'Bearer realm="ofrep"'})
     snapshot, prefix = found
     retry_after = runtime.limiter.hit(prefix, settings.FLAGS_OFREP_RATE_PER_MINUTE)
     if retry_after:
-        return None, _raw(429, headers={"Retry-After": str(retry_after)})
+        return None, "", _raw(429, headers={"Retry-After": str(retry_after)})
     stats.maybe_flush()
-    return snapshot, None
+    return snapshot, prefix, None
 
 
 def _context(request: HttpRequest) -> dict[str, Any]:
@@ -144,7 +140,7 @@ def _evaluation(
 def evaluate_flag(request: HttpRequest, key: str) -> HttpResponse:
     if request.method != "POST":
         return _raw(405, headers={"Allow": "POST"})
-    snapshot, refusal = _authenticate(request)
+    snapshot, _prefix, refusal = _authenticate(request)
     if refusal is not None:
         return refusal
     try:
@@ -169,11 +165,10 @@ def evaluate_flag(request: HttpRequest, key: str) -> HttpResponse:
 def evaluate_flags(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         return _raw(405, headers={"Allow": "POST"})
-    snapshot, refusal = _authenticate(request)
+    snapshot, prefix, refusal = _authenticate(request)
     if refusal is not None:
         return refusal
     revalidating = _if_none_match(request)
-    prefix = _prefix_of(request)
     cache_key = (prefix, request.get_host(), request.body)
     if revalidating:
         known = snapshot.bulk_etags.get(cache_key)

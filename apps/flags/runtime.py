@@ -10,13 +10,13 @@ from the database. A kill switch therefore reaches every process within one poll
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from django.conf import settings
@@ -31,6 +31,7 @@ from apps.flags.evaluation import (
 )
 from apps.flags.models import Environment, EnvironmentKey, Flag
 from apps.tenancy import rls
+from apps.tenancy.authentication import hash_secret, parse_token
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +61,6 @@ class Snapshot:
     verified_at: float = field(default_factory=time.monotonic)  # last compared with the database
     bulk_etags: dict[tuple, str] = field(default_factory=dict)  # (key, host, body) → ETag
     fragments: dict[tuple, bytes] = field(default_factory=dict)  # (flag, variant, reason) → JSON
-    _document_bytes: bytes | None = None
 
     def remember_bulk_etag(self, request: tuple, etag: str) -> None:
         """What a bulk request body evaluated to in this version, for cheap revalidation (304).
@@ -74,13 +74,11 @@ class Snapshot:
             self.bulk_etags.clear()
         self.bulk_etags[request] = etag
 
-    @property
+    @cached_property
     def document_bytes(self) -> bytes:
-        if self._document_bytes is None:
-            self._document_bytes = json.dumps(self.document, separators=(",", ":")).encode()
-        return self._document_bytes
+        return json.dumps(self.document, separators=(",", ":")).encode()
 
-    @property
+    @cached_property
     def bulk_metadata(self) -> bytes:
         return json.dumps(
             {"environment": self.environment_key, "configVersion": self.version},
@@ -111,16 +109,7 @@ def reset() -> None:
 
 
 def parse_key(raw: str) -> tuple[str, str] | None:
-    if not raw.startswith(KEY_PREFIX):
-        return None
-    prefix, _, secret = raw[len(KEY_PREFIX) :].partition("_")
-    if not prefix or not secret:
-        return None
-    return prefix, secret
-
-
-def hash_secret(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
+    return parse_token(raw, KEY_PREFIX)
 
 
 def _published_version(environment_id: int) -> int | None:

@@ -7,7 +7,6 @@ every process after commit (apps/flags/runtime.py).
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterable
 from typing import Any
 
@@ -27,7 +26,9 @@ from apps.flags.models import (
     Segment,
     ValueType,
 )
+from apps.tenancy.authentication import hash_secret
 from apps.tenancy.models import Tenant
+from apps.tenancy.services import generate_token_secret
 from opsportal.api.locking import check_preconditions
 
 BOOLEAN_VARIANTS = {"on": True, "off": False}
@@ -210,33 +211,58 @@ def update_flag(
         "tags": changes.get("tags", locked.tags),
     }
     _validate_flag_fields(merged)
-    states = list(FlagState.objects.filter(flag=locked).select_related("environment"))
     if "variants" in changes:
-        segments = _segment_keys(locked.tenant_id)
-        for state in states:
-            try:
-                rule_logic.validate_state(
-                    variants=merged["variants"],
-                    default_variant=state.default_variant,
-                    rules=state.rules,
-                    fallthrough=state.fallthrough,
-                    segments=segments,
-                )
-            except rule_logic.RuleError as exc:
-                raise FlagError(
-                    {
-                        "variants": [
-                            f"{state.environment.key} still serves a removed variant "
-                            f"({next(iter(exc.errors))})."
-                        ]
-                    }
-                ) from exc
+        check_variants_still_served(locked, merged["variants"])
     for name, value in changes.items():
         setattr(locked, name, value)
     locked.version += 1
     locked.save(audit_action="flag.updated")
-    _touch(state.environment_id for state in states)
+    _touch(FlagState.objects.filter(flag=locked).values_list("environment_id", flat=True))
     return locked
+
+
+def check_state_change(state: FlagState, changes: dict[str, Any]) -> None:
+    """FlagError (422, naming the field) unless `changes` leave the state valid: the one check
+    behind direct updates, change requests and the admin's inline form."""
+    unknown = set(changes) - set(STATE_FIELDS)
+    if unknown:
+        raise FlagError({name: ["Not editable."] for name in sorted(unknown)})
+    merged = {name: changes.get(name, getattr(state, name)) for name in STATE_FIELDS}
+    if not isinstance(merged["enabled"], bool):
+        raise FlagError({"enabled": ["true or false."]})
+    try:
+        rule_logic.validate_state(
+            variants=state.flag.variants,
+            default_variant=merged["default_variant"],
+            rules=merged["rules"],
+            fallthrough=merged["fallthrough"],
+            segments=_segment_keys(state.tenant_id),
+        )
+    except rule_logic.RuleError as exc:
+        raise FlagError(exc.errors) from exc
+
+
+def check_variants_still_served(flag: Flag, variants: Any) -> None:
+    """FlagError unless every environment's state still fits the new variants."""
+    segments = _segment_keys(flag.tenant_id)
+    for state in FlagState.objects.filter(flag=flag).select_related("environment"):
+        try:
+            rule_logic.validate_state(
+                variants=variants,
+                default_variant=state.default_variant,
+                rules=state.rules,
+                fallthrough=state.fallthrough,
+                segments=segments,
+            )
+        except rule_logic.RuleError as exc:
+            raise FlagError(
+                {
+                    "variants": [
+                        f"{state.environment.key} still serves a removed variant "
+                        f"({next(iter(exc.errors))})."
+                    ]
+                }
+            ) from exc
 
 
 @transaction.atomic
@@ -251,22 +277,7 @@ def update_state(
     """Change what a flag serves in one environment: on/off, default, rules, fallthrough."""
     locked = FlagState.objects.select_for_update().select_related("flag").get(pk=state.pk)
     check_preconditions(locked, if_match, expected_version)
-    unknown = set(changes) - set(STATE_FIELDS)
-    if unknown:
-        raise FlagError({name: ["Not editable."] for name in sorted(unknown)})
-    if "enabled" in changes and not isinstance(changes["enabled"], bool):
-        raise FlagError({"enabled": ["true or false."]})
-    merged = {name: changes.get(name, getattr(locked, name)) for name in STATE_FIELDS}
-    try:
-        rule_logic.validate_state(
-            variants=locked.flag.variants,
-            default_variant=merged["default_variant"],
-            rules=merged["rules"],
-            fallthrough=merged["fallthrough"],
-            segments=_segment_keys(locked.tenant_id),
-        )
-    except rule_logic.RuleError as exc:
-        raise FlagError(exc.errors) from exc
+    check_state_change(locked, changes)
     for name, value in changes.items():
         setattr(locked, name, value)
     if locked.enabled:
@@ -386,19 +397,18 @@ def create_environment_key(
     environment: Environment, *, name: str, created_by=None
 ) -> tuple[EnvironmentKey, str]:
     """A key for OFREP and flagd sync; the plaintext is returned once and never stored."""
-    prefix = secrets.token_hex(4)
-    secret = secrets.token_urlsafe(32)
+    prefix, secret, plaintext = generate_token_secret(runtime.KEY_PREFIX)
     key = EnvironmentKey(
         tenant_id=environment.tenant_id,
         environment=environment,
         name=name,
         prefix=prefix,
-        secret_hash=runtime.hash_secret(secret),
+        secret_hash=hash_secret(secret),
         created_by=created_by,
     )
     key.save(audit_action="flag_environment_key.created")
     _touch([environment.pk])
-    return key, f"{runtime.KEY_PREFIX}{prefix}_{secret}"
+    return key, plaintext
 
 
 @transaction.atomic

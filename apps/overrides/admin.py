@@ -5,13 +5,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from django import forms
 from django.contrib import admin, messages
-from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from apps.core.admin_mixins import TenantScopedAdmin
+from apps.core.admin_mixins import TenantScopedAdmin, ask_reason_then
 from apps.overrides import selectors, services
 from apps.overrides.models import Override, OverrideState
 
@@ -25,14 +23,6 @@ class ExpiringFilter(admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         return selectors.expiring_soon(queryset) if self.value() == "3d" else queryset
-
-
-class RejectForm(forms.Form):
-    reason = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 4, "cols": 60}),
-        min_length=5,
-        help_text="The requester reads this.",
-    )
 
 
 @admin.register(Override)
@@ -115,24 +105,16 @@ class OverrideAdmin(TenantScopedAdmin):
 
     @admin.action(description="Reject selected overrides (asks for a reason)")
     def reject(self, request, queryset):
-        form = RejectForm(request.POST if "apply" in request.POST else None)
-        if "apply" in request.POST and form.is_valid():
-            reason = form.cleaned_data["reason"]
-            self._decide(
-                request, queryset, "Rejected", lambda o: services.reject_override(o, reason)
-            )
-            return None
-        return TemplateResponse(
+        return ask_reason_then(
+            self,
             request,
-            "admin/overrides/reject_reason.html",
-            {
-                **self.admin_site.each_context(request),
-                "title": "Reject overrides",
-                "form": form,
-                "overrides": queryset,
-                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
-                "opts": self.model._meta,
-            },
+            queryset,
+            action="reject",
+            title="Reject overrides",
+            describe=lambda o: f"{o.rule_id} on {o.pull_request}: {o.reason[:120]}",
+            apply=lambda reason: self._decide(
+                request, queryset, "Rejected", lambda o: services.reject_override(o, reason)
+            ),
         )
 
     @admin.action(description="Revoke selected approvals")

@@ -27,10 +27,11 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def parse_token(raw: str) -> tuple[str, str] | None:
-    if not raw.startswith(TOKEN_PREFIX):
+def parse_token(raw: str, marker: str = TOKEN_PREFIX) -> tuple[str, str] | None:
+    """(prefix, secret) of `<marker><prefix>_<secret>`: API tokens, and flags' environment keys."""
+    if not raw.startswith(marker):
         return None
-    prefix, _, secret = raw[len(TOKEN_PREFIX) :].partition("_")
+    prefix, _, secret = raw[len(marker) :].partition("_")
     if not prefix or not secret:
         return None
     return prefix, secret

@@ -54,11 +54,11 @@ def add_member(*, tenant: Tenant, user, role: str) -> Membership:
     return membership
 
 
-def generate_token_secret() -> tuple[str, str, str]:
+def generate_token_secret(marker: str = TOKEN_PREFIX) -> tuple[str, str, str]:
     """(prefix, secret, plaintext token). 8 hex chars of prefix, 256 bits of secret."""
     prefix = secrets.token_hex(4)
     secret = secrets.token_urlsafe(32)
-    return prefix, secret, f"{TOKEN_PREFIX}{prefix}_{secret}"
+    return prefix, secret, f"{marker}{prefix}_{secret}"
 
 
 @transaction.atomic

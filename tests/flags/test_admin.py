@@ -235,3 +235,18 @@ def test_environment_keys_are_revoked_not_deleted_and_environments_need_a_tenant
         == 403
     )
     assert EnvironmentKey.objects.filter(pk=key.pk).exists()
+
+
+def test_rejecting_a_change_request_in_the_admin_asks_for_a_reason(admin, flags):
+    admin.post(f"/admin/flags/flag/{flags['page'].pk}/toggle/production/")
+    change = FlagChange.objects.get(status="PENDING")
+    url = "/admin/flags/flagchange/"
+    form = admin.post(url, {"action": "reject", "_selected_action": [change.pk]})
+    assert b"The requester reads this" in form.content
+    assert FlagChange.objects.get(pk=change.pk).status == "PENDING"
+    admin.post(
+        url,
+        {"action": "reject", "_selected_action": [change.pk], "apply": "1", "reason": "Not now."},
+    )
+    rejected = FlagChange.objects.get(pk=change.pk)
+    assert (rejected.status, rejected.decision_reason) == ("REJECTED", "Not now.")
