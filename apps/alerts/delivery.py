@@ -32,7 +32,7 @@ from datetime import datetime, timedelta
 
 import httpx
 from django.conf import settings
-from django.core.mail import EmailMessage, get_connection
+from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -247,13 +247,15 @@ def _send_http(outgoing: payloads.Outgoing, started: datetime) -> Result:
 
 def _send_email(outgoing: payloads.Outgoing, started: datetime, connection) -> Result:
     clock = time.monotonic()
-    message = EmailMessage(
+    message = EmailMultiAlternatives(
         subject=outgoing.subject,
         body=outgoing.text,
         to=outgoing.to,
         headers=outgoing.headers,
         connection=connection,
     )
+    if outgoing.html:
+        message.attach_alternative(outgoing.html, "text/html")
     try:
         message.send(fail_silently=False)
     except Exception as exc:  # smtplib and socket errors: retried

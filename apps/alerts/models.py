@@ -260,6 +260,7 @@ class DigestKind(models.TextChoices):
     BATCH = "batch", "batch"
     DAILY = "daily", "daily summary"
     WEEKLY = "weekly", "weekly summary"
+    REPORT = "report", "report"
 
 
 class Digest(TenantOwned):

@@ -20,7 +20,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from apps.alerts.links import mint
-from apps.alerts.models import Alert, ChannelKind, Delivery, Purpose, Tier
+from apps.alerts.models import Alert, ChannelKind, Delivery, DigestKind, Purpose, Tier
 from opsportal import crypto
 
 SIGNATURE_HEADER = "X-Opsportal-Signature"
@@ -43,6 +43,7 @@ class Outgoing:
     headers: dict[str, str] = field(default_factory=dict)
     subject: str = ""
     text: str = ""
+    html: str = ""
     to: list[str] = field(default_factory=list)
     skip_reason: str = ""
 
@@ -55,7 +56,8 @@ def build(delivery: Delivery) -> Outgoing:
         return Outgoing(
             kind=kind,
             subject=message["subject"],
-            text=_email_text(message),
+            text=message.get("text") or _email_text(message),
+            html=message.get("html", ""),
             to=channel.recipients(),
             headers={"X-Opsportal-Idempotency-Key": str(delivery.idempotency_key)},
         )
@@ -126,6 +128,8 @@ def _message(delivery: Delivery) -> dict[str, Any]:
             "tenant": tenant.slug,
             "alerts": [],
         }
+    if delivery.digest_id and delivery.digest.kind == DigestKind.REPORT:
+        return _report_message(delivery.digest, tenant.slug)
     if delivery.digest_id:
         digest = delivery.digest
         alerts = list(digest.alerts.order_by("-tier", "first_seen_at")[:DIGEST_LIST_LIMIT])
@@ -166,6 +170,25 @@ def _message(delivery: Delivery) -> dict[str, Any]:
     }
 
 
+def _report_message(digest, tenant_slug: str) -> dict[str, Any]:
+    """A report sent as a digest (e.g. the daily SLO report): its figures carry the rendered
+    title, summary, Slack lines, plain text and HTML."""
+    figures = digest.figures
+    return {
+        "purpose": "digest",
+        "subject": f"[opsportal] {figures.get('title', digest.period_key)}",
+        "title": figures.get("title", digest.period_key),
+        "summary": figures.get("summary", ""),
+        "tier": digest.tier,
+        "tenant": tenant_slug,
+        "digest": {"kind": digest.kind, "period": digest.period_key, "url": figures.get("url")},
+        "alerts": [],
+        "lines": figures.get("lines", []),
+        "text": figures.get("text", ""),
+        "html": figures.get("html", ""),
+    }
+
+
 def _slack_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
@@ -191,6 +214,7 @@ def slack_body(message: dict[str, Any]) -> dict[str, Any]:
         f"• *{_slack_escape(a['title'])}* ({a['source']}, x{a['count']}) <{a['ack_url']}|ack>"
         for a in message["alerts"]
     ]
+    lines += message.get("lines", [])  # already mrkdwn-escaped by the report's renderer
     if lines:
         blocks.append(
             {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)[:3000]}}

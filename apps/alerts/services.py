@@ -559,6 +559,32 @@ def _send_digest(tenant, policy, kind, key, alerts, now) -> int:
     return 1
 
 
+def send_report(
+    tenant: Tenant, period_key: str, figures: dict[str, Any], kinds: list[str]
+) -> Digest | None:
+    """Send a report (e.g. the daily SLO report) to the tenant's channels of these kinds, once
+    per period key: a second call for the same key sends nothing and returns None."""
+    try:
+        with transaction.atomic():
+            digest = Digest.objects.create(
+                tenant=tenant,
+                tier=Tier.HIGH,
+                kind=DigestKind.REPORT,
+                period_key=period_key[:40],
+                figures=figures,
+            )
+    except IntegrityError:
+        return None
+    deliveries = notify(None, Purpose.DIGEST, kinds=kinds, digest=digest)
+    record_event(
+        tenant_id=tenant.pk,
+        action="alerts.report_sent",
+        target=digest,
+        after={"period": period_key, "deliveries": deliveries},
+    )
+    return digest
+
+
 def rotate_channel_secrets() -> int:
     """Re-encrypt every channel secret with the current key; all or nothing."""
     with transaction.atomic():
