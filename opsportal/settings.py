@@ -321,6 +321,15 @@ FLAGS_STATS_FLUSH_SECONDS = env.float("FLAGS_STATS_FLUSH_SECONDS", default=60.0)
 # the origin of the bulk request, for a proxy that routes /ofrep/v1/events to that process.
 FLAGS_SSE_BASE_URL = env.str("FLAGS_SSE_BASE_URL", default="")
 
+# SLOs (apps/slo): raw per-minute rows and minute SLI points are kept this long (the longest
+# alert window plus margin; hour and day rollups are kept SLO_ROLLUP_RETENTION_DAYS).
+SLO_RAW_RETENTION_DAYS = env.int("SLO_RAW_RETENTION_DAYS", default=8)
+SLO_ROLLUP_RETENTION_DAYS = env.int("SLO_ROLLUP_RETENTION_DAYS", default=400)
+# Minutes are judged this long after they end, so late pushes of the last minute still count.
+SLO_EVALUATION_LAG_SECONDS = env.int("SLO_EVALUATION_LAG_SECONDS", default=60)
+# An open canary release is closed this long after it started.
+SLO_RELEASE_MAX_MINUTES = env.int("SLO_RELEASE_MAX_MINUTES", default=240)
+
 # --- Logging ----------------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOGGING = {
