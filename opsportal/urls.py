@@ -13,6 +13,7 @@ from apps.flags import api as flags_api
 from apps.flags import events as flag_events
 from apps.flags import ofrep
 from apps.overrides import api as overrides_api
+from apps.slo import api as slo_api
 from apps.tenancy import api as tenancy_api
 from opsportal import errors, health
 
@@ -53,6 +54,14 @@ api_v1 = [
     path(
         "overrides/<int:pk>/revoke", overrides_api.RevokeOverride.as_view(), name="override-revoke"
     ),
+    path("slo/events", slo_api.Events.as_view(), name="slo-events"),
+    path("slo/services", slo_api.ServiceList.as_view(), name="slo-services"),
+    path("slo/slos", slo_api.SLOList.as_view(), name="slo-slos"),
+    path("slo/slos/<slug:name>", slo_api.SLODetail.as_view(), name="slo-detail"),
+    path("slo/openslo", slo_api.OpenSLOView.as_view(), name="slo-openslo"),
+    path("releases", slo_api.Releases.as_view(), name="releases"),
+    path("releases/<int:pk>/verdict", slo_api.ReleaseVerdict.as_view(), name="release-verdict"),
+    path("releases/<int:pk>/close", slo_api.ReleaseClose.as_view(), name="release-close"),
     path("flags", flags_api.FlagList.as_view(), name="flags"),
     path("flags/flagd/<slug:environment>.json", ofrep.flagd_sync, name="flags-flagd-sync"),
     path("flags/stale", flags_api.StaleFlags.as_view(), name="flags-stale"),

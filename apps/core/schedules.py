@@ -27,6 +27,18 @@ SCHEDULES: list[dict] = [
         "every_seconds": 60,
     },
     {"name": "flag rollouts", "task": "flags.advance_rollouts", "every_seconds": 60},
+    {"name": "slo burn-rate alerts", "task": "slo.evaluate_alerts", "every_seconds": 60},
+    {"name": "slo canary verdicts", "task": "slo.evaluate_releases", "every_seconds": 60},
+    {
+        "name": "slo daily reports",
+        "task": "slo.daily_reports",
+        "crontab": {"minute": "*/15", "hour": "*"},
+    },
+    {
+        "name": "slo retention",
+        "task": "slo.purge",
+        "crontab": {"minute": "50", "hour": "3"},
+    },
     {
         "name": "compliance trends",
         "task": "compliance.build_trends",
