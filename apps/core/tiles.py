@@ -68,7 +68,6 @@ def platform_tile(request) -> Tile:
 
 _PLANNED = [
     ("Privacy requests", "DSRs against statutory deadlines"),
-    ("SLOs", "error budgets and burn-rate alerts"),
     ("DR drills", "restores proven weekly"),
 ]
 

@@ -66,4 +66,8 @@ class Command(SystemCommand):
             self.stdout.write(
                 "flags demo loaded; OFREP key for production (shown once): " + keys["production"]
             )
+        from apps.slo.demo import load_demo as load_slo_demo
+
+        if load_slo_demo(tenant):
+            self.stdout.write("SLO demo loaded: 3 services, 4 SLOs (search is paging), a canary")
         self.stdout.write("demo data loaded")
