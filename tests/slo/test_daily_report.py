@@ -200,3 +200,20 @@ def test_admin_shows_the_report_with_svg_charts(tenant, checkout, admin_client_f
     assert page.status_code == 200
     body = page.content.decode()
     assert "Checkout API" in body and "<svg" in body and "99.958 %" in body
+
+
+def test_half_hour_zone_counts_each_rollup_hour_in_the_day_it_starts(tenant, checkout):
+    tenant.time_zone = "Asia/Kolkata"  # UTC+05:30
+    tenant.save()
+    day = date(2026, 11, 10)
+    zone = ZoneInfo("Asia/Kolkata")
+    start = datetime(2026, 11, 10, tzinfo=zone).astimezone(UTC) - timedelta(hours=1)
+    record(
+        tenant,
+        [Row("checkout", "", "", start + timedelta(minutes=i), 10, 0) for i in range(26 * 60)],
+    )
+    content = reports.build(tenant, day)
+    service = content["services"][0]
+    assert content["hours"] == 24
+    assert service["hourly"][0]["hour"] == "00:30"  # the UTC hour 19:00 starts at 00:30 local
+    assert service["requests"] == 24 * 60 * 10
