@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from apps.slo import alerting, releases, reports, services
 from apps.slo.ingest import Row
-from apps.slo.models import SLO, Service
+from apps.slo.models import SLO, Release, Service
 from apps.tenancy.models import Tenant
 
 HOURS = 48
@@ -24,6 +24,8 @@ ROUTES = {
     "billing": ["/invoices"],
 }
 BOUNDS = (25, 50, 100, 250, 500, 1000, 2500)
+MAX_LIVE_MINUTES = 15
+LIVE_TASK = "slo demo traffic"
 
 
 def _buckets(rng: random.Random, requests: int, median_ms: float) -> dict[str, int]:
@@ -37,20 +39,21 @@ def _buckets(rng: random.Random, requests: int, median_ms: float) -> dict[str, i
     return buckets
 
 
-def _rows(now, rng: random.Random) -> list[Row]:
-    start = now - timedelta(hours=HOURS)
+def _rows(now, rng: random.Random, incident_from=None, minutes: int = HOURS * 60) -> list[Row]:
+    """Every route's rows for the `minutes` before `now`; search fails 10 % of its requests
+    from `incident_from` on (a 20x burn: the page fires)."""
+    start = now - timedelta(minutes=minutes)
     rows = []
-    for i in range(HOURS * 60):
+    for i in range(minutes):
         minute = start + timedelta(minutes=i)
         daily = 0.6 + 0.4 * math.sin((minute.hour - 15) / 24 * 2 * math.pi)
-        recent = now - minute
         for service, routes in ROUTES.items():
             for route in routes:
                 requests = max(1, int(rng.gauss(120, 10) * daily))
                 error_share = 0.0004
                 median = 60 if service != "search" else 90
-                if service == "search" and recent <= timedelta(minutes=50):
-                    error_share = 0.10  # the incident: 20x burn, the page fires
+                if service == "search" and incident_from and minute >= incident_from:
+                    error_share = 0.10
                 errors = sum(1 for _ in range(requests) if rng.random() < error_share)
                 counters, samples = {}, []
                 if service == "billing":
@@ -88,7 +91,10 @@ def _rows(now, rng: random.Random) -> list[Row]:
 
 def _canary_rows(now, started, rng: random.Random) -> list[Row]:
     rows = []
-    minute = started.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    minute = max(
+        started.replace(second=0, microsecond=0) + timedelta(minutes=1),
+        now - timedelta(minutes=MAX_LIVE_MINUTES),
+    )
     while minute < now:
         requests = int(rng.gauss(40, 4))
         rows.append(
@@ -152,7 +158,7 @@ def load_demo(tenant: Tenant) -> bool:
 
     rng = random.Random(20261123)
     now = timezone.now().astimezone(UTC).replace(second=0, microsecond=0)
-    rows = _rows(now, rng)
+    rows = _rows(now, rng, incident_from=now - timedelta(minutes=50))
     for index in range(0, len(rows), 10_000):
         services.record_batch(tenant, rows[index : index + 10_000], actor="demo")
     started = now - timedelta(minutes=35, seconds=20)
@@ -171,4 +177,45 @@ def load_demo(tenant: Tenant) -> bool:
     releases.evaluate_open_releases(now=now + timedelta(seconds=60))
     yesterday = now.astimezone(ZoneInfo(tenant.time_zone)).date() - timedelta(days=1)
     reports.generate(tenant, yesterday)
+    _schedule_live_traffic(tenant)
     return True
+
+
+def _schedule_live_traffic(tenant: Tenant) -> None:
+    """Keep `make run` alive: beat pushes the demo's minutes as they pass (demo tenants only;
+    the schedule is created here, never by apps/core/schedules.py)."""
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+    every, _ = IntervalSchedule.objects.get_or_create(every=60, period=IntervalSchedule.SECONDS)
+    PeriodicTask.objects.update_or_create(
+        name=LIVE_TASK,
+        defaults={
+            "task": "slo.demo_traffic",
+            "interval": every,
+            "kwargs": f'{{"tenant_id": {tenant.pk}}}',
+        },
+    )
+
+
+def push_live_minutes(tenant: Tenant, now=None) -> int:
+    """The demo's minutes since its last push (at most the last 15): search keeps burning, the
+    canary keeps serving while its release is open."""
+    now = (now or timezone.now()).astimezone(UTC).replace(second=0, microsecond=0)
+    last = (
+        (Service.objects.for_tenant(tenant).filter(name__in=ROUTES).order_by("last_data_at"))
+        .values_list("last_data_at", flat=True)
+        .first()
+    )
+    if last is None:
+        return 0
+    minutes = min(MAX_LIVE_MINUTES, int((now - last).total_seconds() // 60) - 1)
+    if minutes <= 0:
+        return 0
+    rng = random.Random(int(now.timestamp()))
+    rows = _rows(now, rng, incident_from=now - timedelta(days=1), minutes=minutes)
+    release = Release.objects.for_tenant(tenant).filter(closed_at=None).first()
+    if release is not None:
+        since = max(release.started_at, now - timedelta(minutes=minutes + 1))
+        rows += _canary_rows(now, since, rng)
+    services.record_batch(tenant, rows, actor="demo")
+    return len(rows)

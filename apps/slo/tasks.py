@@ -28,3 +28,17 @@ def daily_reports(**_kwargs) -> int:
 @shared_task(base=OpsTask, name="slo.purge")
 def purge(**_kwargs) -> dict:
     return services.purge_expired()
+
+
+@shared_task(base=OpsTask, name="slo.demo_traffic")
+def demo_traffic(tenant_id: int, **_kwargs) -> int:
+    """Scheduled by seed_demo only: the demo tenant's services keep sending data."""
+    from apps.slo.demo import push_live_minutes
+    from apps.tenancy.models import Tenant
+    from apps.tenancy.rls import tenant_context
+
+    tenant = Tenant.objects.filter(pk=tenant_id).first()
+    if tenant is None:
+        return 0
+    with tenant_context(tenant):
+        return push_live_minutes(tenant)
