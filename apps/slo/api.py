@@ -157,7 +157,9 @@ class SLOList(APIView):
     required_roles = READ_ROLES
 
     @extend_schema(
-        summary="SLOs with their latest budget and burn rates", responses=OpenApiTypes.OBJECT
+        operation_id="slo_slos_list",
+        summary="SLOs with their latest budget and burn rates",
+        responses=OpenApiTypes.OBJECT,
     )
     def get(self, request):
         slos = (
@@ -306,11 +308,17 @@ class ReleaseVerdict(APIView):
         return Response(document)
 
 
+class ReleaseCloseInput(serializers.Serializer):
+    reason = serializers.CharField(max_length=200, required=False)
+
+
 class ReleaseClose(APIView):
     required_roles = PUSH_ROLES
 
     @extend_schema(
-        summary="Close a release (promoted or rolled back)", responses=OpenApiTypes.OBJECT
+        summary="Close a release (promoted or rolled back); resolves its verdict alerts",
+        request=ReleaseCloseInput,
+        responses=OpenApiTypes.OBJECT,
     )
     def post(self, request, pk: int):
         release = _release(request, pk)
