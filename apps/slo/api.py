@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from decimal import Decimal
 
+import orjson
 from django.http import HttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -59,8 +59,8 @@ class Events(APIView):
     @idempotent
     def post(self, request):
         try:
-            document = json.loads(request.body)
-        except (ValueError, UnicodeDecodeError) as exc:
+            document = orjson.loads(request.body)
+        except orjson.JSONDecodeError as exc:
             raise ParseError(f"The body is not valid JSON: {exc}") from exc
         try:
             rows = ingest.validate_batch(

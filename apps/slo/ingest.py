@@ -101,7 +101,59 @@ def _minute(value, now: datetime, max_age: timedelta, problems: list) -> datetim
     return moment
 
 
+_LAYOUTS: dict[tuple, tuple[list[int], list[str]]] = {}
+_MAX_LAYOUTS = 1000
+
+
+def _layout(keys: tuple) -> tuple[list[int], list[str]] | None:
+    """For a histogram's keys in their given order: the order sorting them by bound, and their
+    canonical spellings; None if a key is not a valid bound (the slow path says why)."""
+    found = _LAYOUTS.get(keys)
+    if found is not None:
+        return found
+    try:
+        bounds = [parse_bound(str(key)) for key in keys]
+    except ValueError:
+        return None
+    if any(math.isnan(b) or b < 0 for b in bounds):
+        return None
+    order = sorted(range(len(keys)), key=bounds.__getitem__)
+    canonical = [bucket_key(bounds[i]) for i in order]
+    if len(set(canonical)) != len(canonical):
+        return None
+    if len(_LAYOUTS) < _MAX_LAYOUTS:
+        _LAYOUTS[keys] = (order, canonical)
+    return order, canonical
+
+
+def _buckets_fast(value: dict, requests: int | None) -> dict[str, int] | None:
+    """The common case (known layout, whole counts, cumulative, consistent): else None."""
+    if requests is None or len(value) > MAX_BUCKETS:
+        return None
+    layout = _layout(tuple(value))
+    if layout is None:
+        return None
+    order, canonical = layout
+    counts = list(value.values())
+    ordered = [counts[i] for i in order]
+    previous = 0
+    for count in ordered:
+        if type(count) is not int or count < previous:
+            return None
+        previous = count
+    buckets = dict(zip(canonical, ordered, strict=True))
+    inf = buckets.get(INF_KEY)
+    if (inf is not None and inf != requests) or previous > requests:
+        return None
+    buckets[INF_KEY] = requests
+    return buckets
+
+
 def _buckets(value, requests: int | None, problems: list) -> dict[str, int]:
+    if isinstance(value, dict):
+        fast = _buckets_fast(value, requests)
+        if fast is not None:
+            return fast
     if not isinstance(value, dict):
         problems.append(
             ("buckets", 'An object of upper bound (ms) to cumulative count: {"100": 9}.')

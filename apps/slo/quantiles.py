@@ -47,9 +47,14 @@ def merge(bucket_sets: Iterable[Mapping[str, float]]) -> dict[str, float]:
     sets = [b for b in bucket_sets if b]
     if not sets:
         return {}
-    bounds = set(sets[0])
-    if all(set(b) == bounds for b in sets):
-        merged = dict.fromkeys(sets[0], 0)
+    layout = tuple(sets[0])
+    if all(tuple(b) == layout for b in sets):  # one layout in one key order: column sums in C
+        return dict(
+            zip(layout, map(sum, zip(*(b.values() for b in sets), strict=True)), strict=True)
+        )
+    bounds = set(layout)
+    if all(b.keys() == bounds for b in sets):
+        merged = dict.fromkeys(layout, 0)
         for buckets in sets:
             for key, count in buckets.items():
                 merged[key] += count
