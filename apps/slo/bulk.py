@@ -73,13 +73,20 @@ def upsert(
             else:
                 for row in rows:
                     write(row)
-        if count_existing:
-            matches = " AND ".join(f"t.{c} = s.{c}" for c in conflict)
-            cursor.execute(f"SELECT count(*) FROM {stage} s JOIN {table} t ON {matches}")  # noqa: S608
-            existing = cursor.fetchone()[0]
-        cursor.execute(
+        insert = (
             f"INSERT INTO {table} ({column_list}) SELECT {column_list} FROM {stage} "  # noqa: S608
             f"ON CONFLICT ({', '.join(conflict)}) DO UPDATE SET {assignments}"
         )
+        if count_existing:
+            # A row the upsert inserted has no deleting transaction yet (xmax = 0); a row it
+            # updated does. Counting in the statement itself costs nothing extra, unlike a join
+            # against the (never analysed) staging table.
+            cursor.execute(
+                f"WITH up AS ({insert} RETURNING (xmax = 0) AS inserted) "  # noqa: S608
+                "SELECT count(*) FILTER (WHERE NOT inserted) FROM up"
+            )
+            existing = cursor.fetchone()[0]
+        else:
+            cursor.execute(insert)
         cursor.execute(f"DROP TABLE {stage}")
     return existing

@@ -75,7 +75,11 @@ def build(tenant: Tenant, day: date) -> dict:
     rows = defaultdict(dict)
     for service_id, hour, requests, errors, buckets, counters, samples in (
         ServiceHour.objects.for_tenant(tenant)
-        .filter(hour__gte=_ceil_hour(start), hour__lt=_ceil_hour(end))
+        .filter(
+            service_id__in=[s.pk for s in services],
+            hour__gte=_ceil_hour(start),
+            hour__lt=_ceil_hour(end),
+        )
         .values_list(
             "service_id", "hour", "requests", "errors", "buckets", "counters", "error_samples"
         )

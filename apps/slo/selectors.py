@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from django.db.models import Q, Sum
+from django.db import connection, transaction
+from django.db.models import Sum, Value
 
 from apps.slo import quantiles, windows
 from apps.slo.models import SLO, RouteHour, ServiceHour, SLIPoint
@@ -15,40 +17,59 @@ from apps.slo.models import SLO, RouteHour, ServiceHour, SLIPoint
 Window = tuple[datetime, datetime]
 
 
-def _window_q(start: datetime, end: datetime) -> Q:
-    query = Q(pk__in=[])
-    for resolution, low, high in windows.cover(start, end):
-        query |= Q(resolution=resolution, start__gte=low, start__lt=high)
-    return query
-
-
 def window_sums(
     slo_ids: Sequence[int], named_windows: dict[str, Window]
 ) -> dict[int, dict[str, tuple[float, float]]]:
-    """{slo_id: {window name: (good, total)}} in one query, however many windows and SLOs:
-    each window is a filtered sum over the few rollup rows that tile it."""
+    """{slo_id: {window name: (good, total)}}, however many windows and SLOs, in one statement:
+    each window is tiled by a few rollup ranges (`windows.cover`), each distinct range is summed
+    per SLO once (`UNION ALL` of index range scans), and the windows add their ranges up."""
     if not slo_ids or not named_windows:
         return {}
-    aggregates = {}
-    everything = Q(pk__in=[])
-    for index, (start, end) in enumerate(named_windows.values()):
-        query = _window_q(start, end)
-        everything |= query
-        aggregates[f"g{index}"] = Sum("good", filter=query)
-        aggregates[f"t{index}"] = Sum("total", filter=query)
-    rows = (
-        SLIPoint.objects.filter(everything, slo_id__in=list(slo_ids))
+    tiles = {name: windows.cover(start, end) for name, (start, end) in named_windows.items()}
+    ranges = sorted({piece for pieces in tiles.values() for piece in pieces})
+    if not ranges:
+        return {}
+    ids = list(slo_ids)
+    parts = [
+        SLIPoint.objects.filter(
+            slo_id__in=ids, resolution=resolution, start__gte=low, start__lt=high
+        )
         .values("slo_id")
-        .annotate(**aggregates)
+        .annotate(piece=Value(index), good=Sum("good"), total=Sum("total"))
+        .values_list("slo_id", "piece", "good", "total")
         .order_by()
-    )
-    names = list(named_windows)
+        for index, (resolution, low, high) in enumerate(ranges)
+    ]
+    query = parts[0].union(*parts[1:], all=True) if len(parts) > 1 else parts[0]
+    per_range: dict[tuple[int, int], tuple[float, float]] = {}
+    with _without_jit():
+        for slo_id, piece, good, total in query:
+            per_range[(slo_id, piece)] = (good or 0.0, total or 0.0)
+    index_of = {piece: index for index, piece in enumerate(ranges)}
     result: dict[int, dict[str, tuple[float, float]]] = {}
-    for row in rows:
-        result[row["slo_id"]] = {
-            name: (row[f"g{i}"] or 0.0, row[f"t{i}"] or 0.0) for i, name in enumerate(names)
-        }
+    for slo_id in {key[0] for key in per_range}:
+        sums = {}
+        for name, pieces in tiles.items():
+            good = total = 0.0
+            for piece in pieces:
+                g, t = per_range.get((slo_id, index_of[piece]), (0.0, 0.0))
+                good += g
+                total += t
+            sums[name] = (good, total)
+        result[slo_id] = sums
     return result
+
+
+@contextmanager
+def _without_jit():
+    """PostgreSQL's JIT costs this short query more than it saves (half a second of compiling
+    for 500 SLOs): off for its transaction only."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL jit = off")
+        yield
 
 
 def budget_window(window_days: int, end: datetime) -> Window:
