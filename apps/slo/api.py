@@ -145,11 +145,25 @@ def slo_document(slo: SLO) -> dict:
             "evaluated_at": state.evaluated_at.isoformat(),
             "sli": state.window_good / state.window_total if state.window_total else None,
             "events": state.window_total,
+            "budget": _budget(slo, state),
             "budget_remaining": state.budget_remaining,
             "budget_status": selectors.budget_status(state.budget_remaining),
             "burn_rates": state.burn_rates,
             "firing": state.firing,
         },
+    }
+
+
+def _budget(slo: SLO, state) -> dict:
+    """The window's error budget in events: allowed (total), spent (consumed), left."""
+    allowed = (1 - slo.objective) * state.window_total
+    bad = state.window_total - state.window_good
+    return {
+        "events": state.window_total,
+        "allowed_bad_events": allowed,
+        "bad_events": bad,
+        "consumed": bad / allowed if allowed else None,
+        "remaining": state.budget_remaining,
     }
 
 

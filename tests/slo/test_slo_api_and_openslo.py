@@ -63,6 +63,10 @@ def test_slo_list_and_detail_carry_budget_and_burn_rates(
     assert detail["status"]["budget_status"] == "ok"
     assert detail["status"]["burn_rates"]["1h"] == pytest.approx(0.5)
     assert detail["status"]["budget_remaining"] == pytest.approx(0.5)
+    budget = detail["status"]["budget"]
+    assert budget["events"] == 120_000 and budget["bad_events"] == 60
+    assert budget["allowed_bad_events"] == pytest.approx(120)
+    assert budget["consumed"] == pytest.approx(0.5)
     assert viewer.get("/api/v1/slo/slos/nope").status_code == 404
 
 
