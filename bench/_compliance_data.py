@@ -156,6 +156,48 @@ def wsgi_environ(method: str, path: str, *, body: bytes = b"", headers=None, que
     return environ
 
 
+class InProcessPortal:
+    """POSTs to one path through Django's WSGI handler in this process (no HTTP), timed."""
+
+    def __init__(self, token: str, path: str):
+        from django.core.handlers.wsgi import WSGIHandler
+
+        self.handler = WSGIHandler()
+        self.token = token
+        self.path = path
+        self.statuses: list[str] = []
+
+    def post(self, body: bytes) -> tuple[float, float, int, dict]:
+        """(wall seconds, process CPU seconds, status, response JSON) of one request."""
+        import time
+
+        environ = wsgi_environ(
+            "POST",
+            self.path,
+            body=body,
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {self.token}"},
+        )
+        self.statuses.clear()
+
+        def start_response(status, headers, exc_info=None):
+            self.statuses.append(status)
+
+        cpu0 = time.process_time()
+        t0 = time.perf_counter()
+        result = self.handler(environ, start_response)
+        content = b"".join(result)
+        if hasattr(result, "close"):
+            result.close()
+        wall = time.perf_counter() - t0
+        cpu = time.process_time() - cpu0
+        status = int(self.statuses[0].split()[0])
+        try:
+            payload = json.loads(content)
+        except ValueError:
+            payload = {"raw": content[:500].decode(errors="replace")}
+        return wall, cpu, status, payload
+
+
 def sha(*parts: object) -> str:
     return hashlib.sha1("/".join(map(str, parts)).encode()).hexdigest()  # noqa: S324
 

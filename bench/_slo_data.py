@@ -76,6 +76,7 @@ flush_redis = compliance.flush_redis
 owner_connection = compliance.owner_connection
 create_tenant_with_token = compliance.create_tenant_with_token
 wsgi_environ = compliance.wsgi_environ
+InProcessPortal = compliance.InProcessPortal
 
 
 def create_tenant(slug: str):

@@ -129,43 +129,6 @@ def routes(count: int) -> list[str]:
 
 
 # ---- the measured request ---------------------------------------------------------------------
-class Portal:
-    def __init__(self, token: str):
-        from django.core.handlers.wsgi import WSGIHandler
-
-        self.handler = WSGIHandler()
-        self.token = token
-        self.statuses: list[str] = []
-
-    def post(self, body: bytes) -> tuple[float, float, int, dict]:
-        """(wall seconds, process CPU seconds, status, response JSON) of one request."""
-        environ = data.wsgi_environ(
-            "POST",
-            PATH,
-            body=body,
-            headers={"Content-Type": "application/json", "Authorization": f"Bearer {self.token}"},
-        )
-        self.statuses.clear()
-
-        def start_response(status, headers, exc_info=None):
-            self.statuses.append(status)
-
-        cpu0 = time.process_time()
-        t0 = time.perf_counter()
-        result = self.handler(environ, start_response)
-        content = b"".join(result)
-        if hasattr(result, "close"):
-            result.close()
-        wall = time.perf_counter() - t0
-        cpu = time.process_time() - cpu0
-        status = int(self.statuses[0].split()[0])
-        try:
-            payload = json.loads(content)
-        except ValueError:
-            payload = {"raw": content[:500].decode(errors="replace")}
-        return wall, cpu, status, payload
-
-
 def check(status: int, payload: dict, expected: int, label: str) -> None:
     if status != 200 or payload.get("rows") != expected:
         raise RuntimeError(f"{label}: HTTP {status}: {json.dumps(payload)[:800]}")
@@ -372,7 +335,7 @@ def main() -> int:
 
     tenant, token = data.create_tenant_with_token("bench-slo-ingest")
     ids = make_services(tenant)
-    portal = Portal(token)
+    portal = data.InProcessPortal(token, PATH)
     with connection.cursor() as cur:
         cur.execute("SELECT current_user, version()")
         db_user, db_version = cur.fetchone()

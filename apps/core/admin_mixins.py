@@ -2,6 +2,7 @@
 
 from django import forms
 from django.contrib import admin
+from django.core.exceptions import ValidationError
 from django.template.response import TemplateResponse
 
 
@@ -70,3 +71,32 @@ def ask_reason_then(model_admin, request, queryset, *, action: str, title: str, 
             "opts": model_admin.model._meta,
         },
     )
+
+
+class VersionedForm(forms.ModelForm):
+    """Optimistic locking in the admin: the version the page was opened at travels with the
+    form, and a save over someone else's newer change is refused instead of overwriting it."""
+
+    opened_version = forms.IntegerField(widget=forms.HiddenInput, required=False)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is not None:
+            self.fields["opened_version"].initial = self.instance.version
+
+    def clean(self):
+        cleaned = super().clean()
+        opened = cleaned.get("opened_version")
+        if self.instance.pk is not None and opened is not None:
+            current = (
+                type(self.instance)
+                ._base_manager.filter(pk=self.instance.pk)
+                .values_list("version", flat=True)
+                .first()
+            )
+            if current != opened:
+                raise ValidationError(
+                    f"Someone changed this since you opened it (version {opened} → {current}). "
+                    "Reload the page and make your change again."
+                )
+        return cleaned

@@ -18,7 +18,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from apps.core.admin_mixins import TenantScopedAdmin, ask_reason_then
+from apps.core.admin_mixins import TenantScopedAdmin, VersionedForm, ask_reason_then
 from apps.flags import changes as flag_changes
 from apps.flags import preview as flag_preview
 from apps.flags import rollouts, selectors, services
@@ -41,36 +41,7 @@ def _operator_or_403(request) -> None:
         raise PermissionDenied("Only an operator or tenant admin of this tenant changes flags.")
 
 
-class _VersionedForm(forms.ModelForm):
-    """Optimistic locking in the admin: the version the page was opened at travels with the
-    form, and a save over someone else's newer change is refused instead of overwriting it."""
-
-    opened_version = forms.IntegerField(widget=forms.HiddenInput, required=False)
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        if self.instance.pk is not None:
-            self.fields["opened_version"].initial = self.instance.version
-
-    def clean(self):
-        cleaned = super().clean()
-        opened = cleaned.get("opened_version")
-        if self.instance.pk is not None and opened is not None:
-            current = (
-                type(self.instance)
-                ._base_manager.filter(pk=self.instance.pk)
-                .values_list("version", flat=True)
-                .first()
-            )
-            if current != opened:
-                raise ValidationError(
-                    f"Someone changed this since you opened it (version {opened} → {current}). "
-                    "Reload the page and make your change again."
-                )
-        return cleaned
-
-
-class FlagStateForm(_VersionedForm):
+class FlagStateForm(VersionedForm):
     class Meta:
         model = FlagState
         fields = ["enabled", "default_variant", "rules", "fallthrough"]
@@ -131,7 +102,7 @@ FLAG_FORM_FIELDS = [
 ]
 
 
-class FlagForm(_VersionedForm):
+class FlagForm(VersionedForm):
     class Meta:
         model = Flag
         fields = FLAG_FORM_FIELDS

@@ -4,7 +4,6 @@ Writes go through apps/slo/services.py; only operators and tenant admins may mak
 
 from __future__ import annotations
 
-from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.shortcuts import get_object_or_404
@@ -13,7 +12,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from apps.core.admin_mixins import ReadOnlyAdmin, TenantScopedAdmin
+from apps.core.admin_mixins import ReadOnlyAdmin, TenantScopedAdmin, VersionedForm
 from apps.flags.selectors import can_operate
 from apps.slo import releases, report_render, selectors, services
 from apps.slo.models import SLO, CanaryCheck, DailyReport, Release, Service, SLOSettings
@@ -34,35 +33,7 @@ class _OperatorWrites:
         return super().has_delete_permission(request, obj) and can_operate(request.user, request)
 
 
-class _VersionedForm(forms.ModelForm):
-    """A save over someone else's newer change is refused instead of overwriting it."""
-
-    opened_version = forms.IntegerField(widget=forms.HiddenInput, required=False)
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        if self.instance.pk is not None:
-            self.fields["opened_version"].initial = self.instance.version
-
-    def clean(self):
-        cleaned = super().clean()
-        opened = cleaned.get("opened_version")
-        if self.instance.pk is not None and opened is not None:
-            current = (
-                type(self.instance)
-                ._base_manager.filter(pk=self.instance.pk)
-                .values_list("version", flat=True)
-                .first()
-            )
-            if current != opened:
-                raise ValidationError(
-                    "Someone changed this since you opened it; reload the page and redo your "
-                    "change."
-                )
-        return cleaned
-
-
-class ServiceForm(_VersionedForm):
+class ServiceForm(VersionedForm):
     class Meta:
         model = Service
         fields = [
@@ -148,7 +119,7 @@ class ServiceAdmin(_OperatorWrites, TenantScopedAdmin):
         )
 
 
-class SLOForm(_VersionedForm):
+class SLOForm(VersionedForm):
     class Meta:
         model = SLO
         fields = [

@@ -268,17 +268,25 @@ class MinuteSample(TenantOwned):
         indexes = [models.Index(fields=["service", "minute"], name="slo_minute_service_time")]
 
 
-class RouteHour(TenantOwned):
-    """One hour of one route, all versions. Counters are `{name: {"sum", "n", "last", "at"}}`."""
+class _Hour(TenantOwned):
+    """An hour's sums. Counters are `{name: {"sum", "n", "last", "at"}}`."""
 
     service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="+", db_index=False)
-    route = models.CharField(max_length=200, blank=True, default="")
     hour = models.DateTimeField()
     requests = models.BigIntegerField()
     errors = models.BigIntegerField()
     buckets = models.JSONField(default=dict)
     counters = models.JSONField(default=dict)
     error_samples = models.JSONField(default=list)
+
+    class Meta:
+        abstract = True
+
+
+class RouteHour(_Hour):
+    """One hour of one route, all versions."""
+
+    route = models.CharField(max_length=200, blank=True, default="")
 
     class Meta:
         constraints = [
@@ -288,16 +296,8 @@ class RouteHour(TenantOwned):
         ]
 
 
-class ServiceHour(TenantOwned):
+class ServiceHour(_Hour):
     """One hour of one service, all routes and versions."""
-
-    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="+", db_index=False)
-    hour = models.DateTimeField()
-    requests = models.BigIntegerField()
-    errors = models.BigIntegerField()
-    buckets = models.JSONField(default=dict)
-    counters = models.JSONField(default=dict)
-    error_samples = models.JSONField(default=list)
 
     class Meta:
         constraints = [
