@@ -8,7 +8,7 @@ import re
 from datetime import date, timedelta
 
 from django.conf import settings
-from django.http import StreamingHttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
@@ -196,21 +196,30 @@ class Gate(APIView):
     def get(self, request):
         query = GateQuery(data=request.query_params)
         query.is_valid(raise_exception=True)
-        pull_request = selectors.pull_request(
-            request.tenant, query.validated_data["repository"], query.validated_data["pr"]
-        )
-        if pull_request is None:
+        repository, number = query.validated_data["repository"], query.validated_data["pr"]
+        answer = selectors.cached_gate(request.tenant, repository, number)
+        if answer is None:
             raise NotFound("No run has been recorded for this pull request.")
-        pull_request.tenant = request.tenant  # the same row: no second query for it
-        body, etag = selectors.gate_view(pull_request)
+        if answer is False:
+            pull_request = selectors.pull_request(request.tenant, repository, number)
+            if pull_request is None:
+                raise NotFound("No run has been recorded for this pull request.")
+            pull_request.tenant = request.tenant  # the same row: no second query for it
+            answer = selectors.gate_view(pull_request)
+        body, etag = answer.body, answer.etag
         asked = query.validated_data.get("commit_sha", "").lower()
-        if asked and not pull_request.head_sha.startswith(asked):
+        stale = bool(asked) and not body["head_sha"].startswith(asked)
+        if stale:
             # The portal's latest run is for another commit: say so, and never say "merge".
             body = {**body, "can_merge": False, "stale": True, "asked_commit_sha": asked}
             etag = etag[:-1] + '-stale"'
+        headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
         if etag in [t.strip() for t in request.headers.get("If-None-Match", "").split(",")]:
             return Response(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag})
-        return Response(body, headers={"ETag": etag, "Cache-Control": "private, no-cache"})
+        if stale:
+            return Response(body, headers=headers)
+        # The body rendered once when it was cached: no serialisation per poll.
+        return HttpResponse(answer.rendered, content_type="application/json", headers=headers)
 
 
 class RuleList(APIView):

@@ -16,8 +16,10 @@ from datetime import date, datetime, timedelta
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db import connection
 from django.db.models import Count, Max, QuerySet, Sum
 from django.utils import timezone
+from rest_framework.renderers import JSONRenderer
 
 from apps.compliance import gate
 from apps.compliance.models import (
@@ -180,7 +182,49 @@ def today_for(tenant: Tenant) -> date:
     return timezone.now().astimezone(zoneinfo.ZoneInfo(tenant.time_zone)).date()
 
 
-def gate_view(pull_request: PullRequest) -> tuple[dict, str]:
+@dataclass
+class GateAnswer:
+    """A gate body, its ETag, and the body rendered once (cached with it)."""
+
+    body: dict
+    etag: str
+    rendered: bytes
+
+
+def _gate_key(pull_request_id: int, version: int, settings_version, catalog) -> str:
+    stamp = catalog.timestamp() if catalog else 0
+    return f"compliance:gate:{pull_request_id}:{version}:{settings_version}:{stamp}"
+
+
+def cached_gate(tenant: Tenant, repository: str, number: int) -> GateAnswer | bool | None:
+    """The common case of a polling pipeline in one statement and one cache read: the pull
+    request's id and version, the settings' version and the catalog's last change (the three
+    parts of the cache key, see `gate_view`). None: no such pull request; False: not cached."""
+    pull_request, settings_model = PullRequest._meta, _settings_model()._meta
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT p.id, p.version, (SELECT s.version FROM {settings_model.db_table} s "  # noqa: S608
+            f"WHERE s.tenant_id = p.tenant_id), (SELECT max(r.updated_at) FROM "
+            f"{Rule._meta.db_table} r) FROM {pull_request.db_table} p "
+            "WHERE p.tenant_id = %s AND p.repository = %s AND p.number = %s",
+            [tenant.pk, repository, number],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    pk, version, settings_version, catalog = row
+    if settings_version is None:
+        return False
+    return cache.get(_gate_key(pk, version, settings_version, catalog)) or False
+
+
+def _settings_model():
+    from apps.compliance.models import ComplianceSettings
+
+    return ComplianceSettings
+
+
+def gate_view(pull_request: PullRequest) -> GateAnswer:
     """The gate body and its ETag, cached per pull request version, settings version and the
     catalog's last change.
 
@@ -193,10 +237,7 @@ def gate_view(pull_request: PullRequest) -> tuple[dict, str]:
 
     config = settings_for(pull_request.tenant)
     catalog = Rule.objects.aggregate(changed=Max("updated_at"))["changed"]  # 25 rows
-    key = (
-        f"compliance:gate:{pull_request.pk}:{pull_request.version}:{config.version}:"
-        f"{catalog.timestamp() if catalog else 0}"
-    )
+    key = _gate_key(pull_request.pk, pull_request.version, config.version, catalog)
     cached = cache.get(key)
     if cached is not None:
         return cached
@@ -206,6 +247,7 @@ def gate_view(pull_request: PullRequest) -> tuple[dict, str]:
         + hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:32]
         + '"'
     )
+    answer = GateAnswer(body, etag, JSONRenderer().render(body))
     now = timezone.now()
     expiries = [
         o["expires_at"] for o in body["overrides"] if o["state"] == "APPROVED" and o["expires_at"]
@@ -214,8 +256,8 @@ def gate_view(pull_request: PullRequest) -> tuple[dict, str]:
     if expiries:
         ttl = min(ttl, (min(expiries) - now).total_seconds())
     if ttl >= 1:
-        cache.set(key, (body, etag), timeout=int(ttl))
-    return body, etag
+        cache.set(key, answer, timeout=int(ttl))
+    return answer
 
 
 def gate_body(pull_request: PullRequest, config) -> dict:
