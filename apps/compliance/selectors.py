@@ -23,6 +23,7 @@ from rest_framework.renderers import JSONRenderer
 
 from apps.compliance import gate
 from apps.compliance.models import (
+    ComplianceSettings,
     PullRequest,
     Rule,
     RuleCheckState,
@@ -200,7 +201,7 @@ def cached_gate(tenant: Tenant, repository: str, number: int) -> GateAnswer | bo
     """The common case of a polling pipeline in one statement and one cache read: the pull
     request's id and version, the settings' version and the catalog's last change (the three
     parts of the cache key, see `gate_view`). None: no such pull request; False: not cached."""
-    pull_request, settings_model = PullRequest._meta, _settings_model()._meta
+    pull_request, settings_model = PullRequest._meta, ComplianceSettings._meta
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT p.id, p.version, (SELECT s.version FROM {settings_model.db_table} s "  # noqa: S608
@@ -216,12 +217,6 @@ def cached_gate(tenant: Tenant, repository: str, number: int) -> GateAnswer | bo
     if settings_version is None:
         return False
     return cache.get(_gate_key(pk, version, settings_version, catalog)) or False
-
-
-def _settings_model():
-    from apps.compliance.models import ComplianceSettings
-
-    return ComplianceSettings
 
 
 def gate_view(pull_request: PullRequest) -> GateAnswer:

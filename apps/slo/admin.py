@@ -36,21 +36,11 @@ class _OperatorWrites:
 class ServiceForm(VersionedForm):
     class Meta:
         model = Service
-        fields = [
-            "tenant",
-            "name",
-            "display_name",
-            "description",
-            "owner",
-            "no_data_minutes",
-            "canary_policy",
-            "report_ratios",
-            "counter_aggregates",
-        ]
+        fields = ["tenant", "name", *services.SERVICE_FIELDS]
 
     def clean(self):
         cleaned = super().clean()
-        errors = services._clean_service_fields(cleaned)
+        errors = services.clean_service_fields(cleaned)
         for field, message in errors.items():
             self.add_error(field, message)
         return cleaned
@@ -122,22 +112,7 @@ class ServiceAdmin(_OperatorWrites, TenantScopedAdmin):
 class SLOForm(VersionedForm):
     class Meta:
         model = SLO
-        fields = [
-            "tenant",
-            "service",
-            "name",
-            "display_name",
-            "description",
-            "sli_type",
-            "objective_percent",
-            "window_days",
-            "latency_threshold_ms",
-            "good_counter",
-            "total_counter",
-            "min_events",
-            "alerting",
-            "enabled",
-        ]
+        fields = ["tenant", "service", "name", *services.SLO_FIELDS]
 
     def clean(self):
         cleaned = super().clean()
@@ -185,14 +160,14 @@ class SLOAdmin(_OperatorWrites, TenantScopedAdmin):
 
     @admin.display(description="SLI (window)")
     def sli_display(self, obj):
-        state = _state(obj)
+        state = selectors.latest_status(obj)
         if state is None or not state.window_total:
             return "—"
         return f"{state.window_good / state.window_total * 100:.3f} %"
 
     @admin.display(description="Budget left")
     def budget_display(self, obj):
-        state = _state(obj)
+        state = selectors.latest_status(obj)
         if state is None:
             return "not evaluated yet"
         status = selectors.budget_status(state.budget_remaining)
@@ -205,7 +180,7 @@ class SLOAdmin(_OperatorWrites, TenantScopedAdmin):
 
     @admin.display(description="Burn 1h / 5m")
     def burn_1h(self, obj):
-        state = _state(obj)
+        state = selectors.latest_status(obj)
         if state is None:
             return "—"
         rates = state.burn_rates
@@ -213,12 +188,12 @@ class SLOAdmin(_OperatorWrites, TenantScopedAdmin):
 
     @admin.display(description="Firing")
     def firing_display(self, obj):
-        state = _state(obj)
+        state = selectors.latest_status(obj)
         return ", ".join(state.firing) if state and state.firing else "—"
 
     @admin.display(description="Latest evaluation")
     def status_display(self, obj):
-        state = _state(obj)
+        state = selectors.latest_status(obj)
         if state is None:
             return "not evaluated yet"
         rates = ", ".join(f"{k} {v:.2f}x" for k, v in sorted(state.burn_rates.items()))
@@ -229,13 +204,6 @@ class SLOAdmin(_OperatorWrites, TenantScopedAdmin):
 
     def save_model(self, request, obj, form, change):
         services.save_slo(obj)
-
-
-def _state(slo: SLO):
-    try:
-        return slo.status
-    except SLO.status.RelatedObjectDoesNotExist:
-        return None
 
 
 class CanaryCheckInline(admin.TabularInline):

@@ -124,7 +124,7 @@ class ServiceList(TenantListView):
 
 
 def slo_document(slo: SLO) -> dict:
-    state = getattr(slo, "status", None) if hasattr(slo, "status") else None
+    state = selectors.latest_status(slo)
     return {
         "id": slo.pk,
         "name": slo.name,
@@ -156,14 +156,13 @@ def slo_document(slo: SLO) -> dict:
 
 def _budget(slo: SLO, state) -> dict:
     """The window's error budget in events: allowed (total), spent (consumed), left."""
-    allowed = (1 - slo.objective) * state.window_total
-    bad = state.window_total - state.window_good
+    budget = selectors.Budget(state.window_good, state.window_total, slo.objective)
     return {
-        "events": state.window_total,
-        "allowed_bad_events": allowed,
-        "bad_events": bad,
-        "consumed": bad / allowed if allowed else None,
-        "remaining": state.budget_remaining,
+        "events": budget.total,
+        "allowed_bad_events": budget.allowed_bad,
+        "bad_events": budget.bad,
+        "consumed": budget.consumed,
+        "remaining": budget.remaining,
     }
 
 

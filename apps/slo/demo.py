@@ -160,7 +160,7 @@ def load_demo(tenant: Tenant) -> bool:
     now = timezone.now().astimezone(UTC).replace(second=0, microsecond=0)
     rows = _rows(now, rng, incident_from=now - timedelta(minutes=50))
     for index in range(0, len(rows), 10_000):
-        services.record_batch(tenant, rows[index : index + 10_000], actor="demo")
+        services.record_batch(tenant, rows[index : index + 10_000])
     started = now - timedelta(minutes=35, seconds=20)
     releases.start_release(
         tenant,
@@ -171,7 +171,7 @@ def load_demo(tenant: Tenant) -> bool:
         actor="demo",
         now=started,
     )
-    services.record_batch(tenant, _canary_rows(now, started, rng), actor="demo")
+    services.record_batch(tenant, _canary_rows(now, started, rng))
     # What beat would have done by now: evaluate, check the canary, build yesterday's report.
     alerting.evaluate(now=now + timedelta(seconds=60))
     releases.evaluate_open_releases(now=now + timedelta(seconds=60))
@@ -217,5 +217,5 @@ def push_live_minutes(tenant: Tenant, now=None) -> int:
     if release is not None:
         since = max(release.started_at, now - timedelta(minutes=minutes + 1))
         rows += _canary_rows(now, since, rng)
-    services.record_batch(tenant, rows, actor="demo")
+    services.record_batch(tenant, rows)
     return len(rows)

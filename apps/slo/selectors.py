@@ -12,7 +12,7 @@ from django.db import connection, transaction
 from django.db.models import Sum, Value
 
 from apps.slo import quantiles, windows
-from apps.slo.models import SLO, RouteHour, ServiceHour, SLIPoint
+from apps.slo.models import SLO, RouteHour, SLIPoint
 
 Window = tuple[datetime, datetime]
 
@@ -91,12 +91,23 @@ class Budget:
         return self.good / self.total if self.total else None
 
     @property
+    def bad(self) -> float:
+        return self.total - self.good
+
+    @property
+    def allowed_bad(self) -> float:
+        return (1 - self.objective) * self.total
+
+    @property
+    def consumed(self) -> float | None:
+        """Share of the window's error budget spent (over 1 once overspent)."""
+        return self.bad / self.allowed_bad if self.total else None
+
+    @property
     def remaining(self) -> float | None:
         """Share of the window's error budget left (negative once overspent)."""
-        if not self.total:
-            return None
-        allowed = (1 - self.objective) * self.total
-        return 1 - (self.total - self.good) / allowed
+        consumed = self.consumed
+        return None if consumed is None else 1 - consumed
 
     @property
     def status(self) -> str:
@@ -138,10 +149,6 @@ class Figures:
     def error_ratio(self) -> float | None:
         return self.errors / self.requests if self.requests else None
 
-    @property
-    def availability(self) -> float | None:
-        return 1 - self.errors / self.requests if self.requests else None
-
     def quantile(self, q: float) -> float | None:
         return quantiles.quantile(q, self.buckets) if self.buckets else None
 
@@ -154,15 +161,6 @@ def _figures(rows: Iterable[tuple[int, int, dict]]) -> Figures:
         sets.append(buckets)
     figures.buckets = quantiles.merge(sets)
     return figures
-
-
-def service_figures(service_id: int, tenant_id: int, start: datetime, end: datetime) -> Figures:
-    rows = (
-        ServiceHour.objects.for_tenant(tenant_id)
-        .filter(service_id=service_id, hour__gte=start, hour__lt=end)
-        .values_list("requests", "errors", "buckets")
-    )
-    return _figures(rows)
 
 
 def route_table(service_id: int, tenant_id: int, now: datetime) -> list[dict]:
@@ -221,3 +219,11 @@ def overview(tenant) -> dict:
     latest = DailyReport.objects.for_tenant(tenant).order_by("-date").first()
     figures["latest_report"] = f"{latest.date:%Y-%m-%d}" if latest else ""
     return figures
+
+
+def latest_status(slo: SLO):
+    """The SLO's latest evaluation, or None before the first one."""
+    try:
+        return slo.status
+    except SLO.status.RelatedObjectDoesNotExist:
+        return None

@@ -45,6 +45,8 @@ SLO_FIELDS = (
     "enabled",
 )
 COUNTER_AGGREGATES = ("sum", "last", "mean")
+# What the SLI points are computed from: a change rebuilds them.
+SLI_DEFINITION = ("service_id", "sli_type", "latency_threshold_ms", "good_counter", "total_counter")
 
 
 class UnknownServices(Exception):
@@ -74,7 +76,7 @@ def raw_retention() -> timedelta:
     return timedelta(days=settings.SLO_RAW_RETENTION_DAYS)
 
 
-def record_batch(tenant: Tenant, rows: list[Row], *, actor: str = "api") -> BatchResult:
+def record_batch(tenant: Tenant, rows: list[Row]) -> BatchResult:
     """Store a validated batch atomically: all rows and their rollups, or nothing."""
     names = sorted({row.service for row in rows})
     with transaction.atomic():
@@ -91,7 +93,7 @@ def record_batch(tenant: Tenant, rows: list[Row], *, actor: str = "api") -> Batc
             if not settings_for(tenant).auto_create_services:
                 raise UnknownServices(missing)
             for name in missing:
-                known[name] = _create_service(tenant, {"name": name}, actor=f"{actor} (auto)")
+                known[name] = _create_service(tenant, {"name": name})
                 created.append(name)
         rollups.store(tenant.pk, rows, {name: s.pk for name, s in known.items()})
         latest: dict[str, datetime] = {}
@@ -105,7 +107,7 @@ def record_batch(tenant: Tenant, rows: list[Row], *, actor: str = "api") -> Batc
     return BatchResult(rows=len(rows), services=names, created_services=created)
 
 
-def _clean_service_fields(data: dict) -> dict[str, str]:
+def clean_service_fields(data: dict) -> dict[str, str]:
     errors: dict[str, str] = {}
     ratios = data.get("report_ratios", [])
     if not isinstance(ratios, list) or not all(
@@ -131,7 +133,7 @@ def _clean_service_fields(data: dict) -> dict[str, str]:
     return errors
 
 
-def _create_service(tenant: Tenant, data: dict, *, actor: str) -> Service:
+def _create_service(tenant: Tenant, data: dict) -> Service:
     service = Service(tenant=tenant, **data)
     service.full_clean(exclude=["tenant"])
     service.save(audit_action="service.created")
@@ -140,12 +142,12 @@ def _create_service(tenant: Tenant, data: dict, *, actor: str) -> Service:
 
 def save_service(tenant: Tenant, data: dict, *, service: Service | None = None) -> Service:
     """Create or update a service; ValidationError names the field."""
-    errors = _clean_service_fields(data)
+    errors = clean_service_fields(data)
     if errors:
         raise ValidationError(errors)
     with transaction.atomic():
         if service is None:
-            return _create_service(tenant, data, actor="user")
+            return _create_service(tenant, data)
         for name in SERVICE_FIELDS:
             if name in data:
                 setattr(service, name, data[name])
@@ -183,17 +185,13 @@ def save_slo(slo: SLO) -> SLO:
     with transaction.atomic():
         definition_changed = True
         if slo.pk:
-            before = SLO._base_manager.filter(pk=slo.pk).values(*rollups_fields()).first()
-            definition_changed = before != {f: getattr(slo, f) for f in rollups_fields()}
+            before = SLO._base_manager.filter(pk=slo.pk).values(*SLI_DEFINITION).first()
+            definition_changed = before != {f: getattr(slo, f) for f in SLI_DEFINITION}
             slo.version += 1
         slo.save()
         if definition_changed:
             rollups.rebuild_sli(slo, timezone.now() - raw_retention())
     return slo
-
-
-def rollups_fields() -> tuple[str, ...]:
-    return ("service_id", "sli_type", "latency_threshold_ms", "good_counter", "total_counter")
 
 
 @dataclass
