@@ -13,8 +13,16 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONPATH=/app \
     OPSPORTAL_VAR_DIR=/app/var \
     EVIDENCE_DIR=/data/evidence \
+    BACKUP_DIR=/data/backups \
+    PG_BIN_DIR=/usr/lib/postgresql/15/bin \
     BIND=0.0.0.0:8000 \
     WEB_CONCURRENCY=2
+
+# PostgreSQL 15 client programs for DR drills and backups (pg_dump, pg_restore, pg_amcheck),
+# matching the server in compose.yaml.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends postgresql-client-15 \
+ && rm -rf /var/lib/apt/lists/*
 
 RUN groupadd --system --gid 10001 opsportal \
  && useradd --system --uid 10001 --gid opsportal --home-dir /app --no-create-home \
@@ -36,7 +44,7 @@ COPY static ./static
 # hosts here exist only so settings load at build time; they are not in the final environment.
 RUN DEBUG=false SECRET_KEY=collectstatic-only-build-time-key-not-used-at-runtime \
       ALLOWED_HOSTS=build python manage.py collectstatic --noinput \
- && mkdir -p /app/var /data/evidence \
+ && mkdir -p /app/var /data/evidence /data/backups \
  && chown -R opsportal:opsportal /app/var /data
 
 USER opsportal

@@ -1,7 +1,8 @@
 """Routes read-only selectors to the replica when DATABASE_REPLICA_URL is set.
 
 Only code that asks for it reads from the replica (`opsportal.dbrouter.read_replica()`), because
-replication lag must never surprise a write path. Writes and migrations always go to default.
+replication lag must never surprise a write path. Writes always go to default; migrations run on
+default and on the throwaway shadow databases of DR drills (never on the replica).
 """
 
 from __future__ import annotations
@@ -27,4 +28,4 @@ class ReplicaRouter:
         return True
 
     def allow_migrate(self, db, app_label, model_name=None, **hints):
-        return db == "default"
+        return db != "replica"

@@ -172,6 +172,16 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = DEBUG
 EVIDENCE_DIR = Path(env.str("EVIDENCE_DIR", default=str(VAR_DIR / "evidence")))
 
+# --- DR drills (docs/operations/dr-runbook.md) -------------------------------------------------
+BACKUP_DIR = Path(env.str("BACKUP_DIR", default=str(VAR_DIR / "backups")))
+BACKUP_RETENTION_DAYS = env.int("BACKUP_RETENTION_DAYS", default=30)
+DRILL_SHADOW_TEMPLATE = env.str("DRILL_SHADOW_TEMPLATE", default="opsportal_shadow_template")
+DRILL_RESTORE_JOBS = env.int("DRILL_RESTORE_JOBS", default=2)
+DRILL_DISK_FACTOR = env.float("DRILL_DISK_FACTOR", default=2.0)
+DRILL_COMMAND_TIMEOUT_SECONDS = env.int("DRILL_COMMAND_TIMEOUT_SECONDS", default=3600)
+DRILL_QUEUED_TIMEOUT_MINUTES = env.int("DRILL_QUEUED_TIMEOUT_MINUTES", default=60)
+PG_BIN_DIR = env.str("PG_BIN_DIR", default="")
+
 # --- Security headers -------------------------------------------------------------------------
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
@@ -237,6 +247,9 @@ SPECTACULAR_SETTINGS = {
         "AlertTierEnum": "apps.alerts.models.Tier",
         "AlertStatusEnum": "apps.alerts.models.AlertStatus",
         "DeliveryStatusEnum": "apps.alerts.models.DeliveryStatus",
+        "DrillKindEnum": "apps.drills.models.DrillKind",
+        "FlagKindEnum": "apps.flags.models.FlagKind",
+        "DrillTargetEnum": "apps.drills.models.TargetKind",
     },
 }
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")

@@ -9,6 +9,7 @@ from apps.audit import api as audit_api
 from apps.compliance import api as compliance_api
 from apps.compliance import views as compliance_views
 from apps.core import admin_views
+from apps.drills import api as drills_api
 from apps.flags import api as flags_api
 from apps.flags import events as flag_events
 from apps.flags import ofrep
@@ -59,6 +60,13 @@ api_v1 = [
     path("slo/slos", slo_api.SLOList.as_view(), name="slo-slos"),
     path("slo/slos/<slug:name>", slo_api.SLODetail.as_view(), name="slo-detail"),
     path("slo/openslo", slo_api.OpenSLOView.as_view(), name="slo-openslo"),
+    path("drills", drills_api.DrillList.as_view(), name="drills"),
+    path("drills/<int:pk>", drills_api.DrillDetail.as_view(), name="drill-detail"),
+    path("drills/<int:pk>/runs", drills_api.DrillRuns.as_view(), name="drill-runs"),
+    path("drills/runs/<int:pk>", drills_api.DrillRunDetail.as_view(), name="drill-run-detail"),
+    path(
+        "drills/runs/<int:pk>/cancel", drills_api.DrillRunCancel.as_view(), name="drill-run-cancel"
+    ),
     path("releases", slo_api.Releases.as_view(), name="releases"),
     path("releases/<int:pk>/verdict", slo_api.ReleaseVerdict.as_view(), name="release-verdict"),
     path("releases/<int:pk>/close", slo_api.ReleaseClose.as_view(), name="release-close"),

@@ -22,3 +22,16 @@ if [ -z "$(psql -c "SELECT 1 FROM pg_database WHERE datname = '$db'")" ]; then
 fi
 command psql "${admin%/*}/$db" -v ON_ERROR_STOP=1 -qAt \
   -c "ALTER SCHEMA public OWNER TO opsportal_owner" -c "REVOKE CREATE ON SCHEMA public FROM PUBLIC"
+# The template DR drills create their shadow databases from: template0 plus amcheck (in its own
+# schema, executable by the owner role) so pg_amcheck can verify a restored copy without the
+# drill needing superuser. Idempotent; shared by every database of the cluster.
+tmpl=opsportal_shadow_template
+if [ -z "$(psql -c "SELECT 1 FROM pg_database WHERE datname = '$tmpl'")" ]; then
+  psql -c "CREATE DATABASE $tmpl TEMPLATE template0"
+  command psql "${admin%/*}/$tmpl" -v ON_ERROR_STOP=1 -qAt \
+    -c "CREATE SCHEMA IF NOT EXISTS amcheck" \
+    -c "CREATE EXTENSION IF NOT EXISTS amcheck SCHEMA amcheck" \
+    -c "GRANT USAGE ON SCHEMA amcheck TO opsportal_owner" \
+    -c "GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA amcheck TO opsportal_owner"
+  psql -c "ALTER DATABASE $tmpl WITH IS_TEMPLATE true ALLOW_CONNECTIONS false"
+fi

@@ -32,6 +32,26 @@ class TenantScopedAdmin(admin.ModelAdmin):
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
+class OperatorWrites:
+    """Anyone with the admin's view permission may look; only operators, tenant admins and
+    superusers of the active tenant may add, change or delete (SLOs, drills)."""
+
+    def _operates(self, request) -> bool:
+        from apps.tenancy.roles import Role
+        from apps.tenancy.selectors import has_role_in_active_tenant
+
+        return has_role_in_active_tenant(request.user, request, (Role.OPERATOR, Role.TENANT_ADMIN))
+
+    def has_add_permission(self, request, *args):
+        return super().has_add_permission(request, *args) and self._operates(request)
+
+    def has_change_permission(self, request, obj=None):
+        return super().has_change_permission(request, obj) and self._operates(request)
+
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) and self._operates(request)
+
+
 class ReadOnlyAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False

@@ -50,6 +50,17 @@ SCHEDULES: list[dict] = [
         "crontab": {"minute": "40", "hour": "3"},
     },
     {
+        "name": "drills daily backup",
+        "task": "drills.daily_backup",
+        "crontab": {"minute": "30", "hour": "1"},
+    },
+    {
+        "name": "drills backup retention",
+        "task": "drills.purge_backups",
+        "crontab": {"minute": "10", "hour": "4"},
+    },
+    {"name": "drills sweep", "task": "drills.sweep", "every_seconds": 900},
+    {
         "name": "audit head checkpoint",
         "task": "audit.record_checkpoint",
         "crontab": {"minute": "5", "hour": "0"},

@@ -66,10 +66,7 @@ def platform_tile(request) -> Tile:
     )
 
 
-_PLANNED = [
-    ("Privacy requests", "DSRs against statutory deadlines"),
-    ("DR drills", "restores proven weekly"),
-]
+_PLANNED = [("Privacy requests", "DSRs against statutory deadlines")]
 
 for _order, (_title, _note) in enumerate(_PLANNED, start=120):
 

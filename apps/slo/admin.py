@@ -12,7 +12,12 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from apps.core.admin_mixins import ReadOnlyAdmin, TenantScopedAdmin, VersionedForm
+from apps.core.admin_mixins import (
+    OperatorWrites,
+    ReadOnlyAdmin,
+    TenantScopedAdmin,
+    VersionedForm,
+)
 from apps.flags.selectors import can_operate
 from apps.slo import releases, report_render, selectors, services
 from apps.slo.models import SLO, CanaryCheck, DailyReport, Release, Service, SLOSettings
@@ -20,17 +25,6 @@ from apps.slo.models import SLO, CanaryCheck, DailyReport, Release, Service, SLO
 
 def _percent(value: float | None, digits: int = 1) -> str:
     return "—" if value is None else f"{value * 100:.{digits}f} %"
-
-
-class _OperatorWrites:
-    def has_add_permission(self, request, *args):
-        return super().has_add_permission(request, *args) and can_operate(request.user, request)
-
-    def has_change_permission(self, request, obj=None):
-        return super().has_change_permission(request, obj) and can_operate(request.user, request)
-
-    def has_delete_permission(self, request, obj=None):
-        return super().has_delete_permission(request, obj) and can_operate(request.user, request)
 
 
 class ServiceForm(VersionedForm):
@@ -47,7 +41,7 @@ class ServiceForm(VersionedForm):
 
 
 @admin.register(Service)
-class ServiceAdmin(_OperatorWrites, TenantScopedAdmin):
+class ServiceAdmin(OperatorWrites, TenantScopedAdmin):
     form = ServiceForm
     list_display = ("name", "display_name", "owner", "slo_count", "last_data_at", "routes_link")
     search_fields = ("name", "display_name", "owner")
@@ -132,7 +126,7 @@ class SLOForm(VersionedForm):
 
 
 @admin.register(SLO)
-class SLOAdmin(_OperatorWrites, TenantScopedAdmin):
+class SLOAdmin(OperatorWrites, TenantScopedAdmin):
     form = SLOForm
     list_display = (
         "name",
@@ -308,5 +302,5 @@ class DailyReportAdmin(TenantScopedAdmin, ReadOnlyAdmin):
 
 
 @admin.register(SLOSettings)
-class SLOSettingsAdmin(_OperatorWrites, TenantScopedAdmin):
+class SLOSettingsAdmin(OperatorWrites, TenantScopedAdmin):
     list_display = ("tenant", "auto_create_services", "report_enabled", "report_hour")

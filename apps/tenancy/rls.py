@@ -125,8 +125,11 @@ def apply_row_level_security(using: str = "default", **kwargs) -> None:
         role_exists = cursor.fetchone() is not None
         cursor.execute("SELECT current_user")
         me = cursor.fetchone()[0]
+        existing = set(conn.introspection.table_names(cursor))
         for model in tenant_owned_models():
             table = model._meta.db_table
+            if table not in existing:
+                continue  # migrated backwards past this model (a rollback): nothing to guard
             column = model._meta.get_field("tenant").column
             predicate = (
                 "(SELECT current_setting('opsportal.all_tenants', true)) = 'on' OR "

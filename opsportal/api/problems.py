@@ -75,6 +75,13 @@ class UnprocessableEntity(exceptions.APIException):
     default_code = "unprocessable"
 
 
+def unprocessable(exc) -> UnprocessableEntity:
+    """A Django ValidationError raised by a service, as a 422 naming each field."""
+    return UnprocessableEntity(
+        {field: list(messages) for field, messages in exc.message_dict.items()}
+    )
+
+
 class ServiceUnavailable(exceptions.APIException):
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     default_detail = "A dependency is unavailable; retry later."

@@ -44,3 +44,23 @@ def test_rotation_without_the_old_key_fails_and_changes_nothing(tenant):
         with pytest.raises(CommandError, match="cannot be decrypted"):
             call_command("rotate_secrets")
     assert Channel.objects.get().secret_ciphertext == before
+
+
+def test_rotation_also_re_encrypts_drill_dsns(tenant):
+    from apps.drills.models import Drill, TargetKind
+    from apps.drills.services import save_drill
+
+    dsn = "postgresql://ops:s3cret@db.internal:5432/billing"
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    with override_settings(FIELD_ENCRYPTION_KEYS=[old]):
+        crypto._fernet.cache_clear()
+        save_drill(
+            Drill(tenant=tenant, name="billing", kind="backup_restore", target=TargetKind.EXTERNAL),
+            dsn=dsn,
+        )
+    with override_settings(FIELD_ENCRYPTION_KEYS=[new, old]):
+        crypto._fernet.cache_clear()
+        call_command("rotate_secrets")
+    with override_settings(FIELD_ENCRYPTION_KEYS=[new]):
+        crypto._fernet.cache_clear()
+        assert "password=s3cret" in crypto.decrypt(Drill.objects.get().dsn_ciphertext)

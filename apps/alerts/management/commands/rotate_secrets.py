@@ -2,6 +2,7 @@ from django.core.management.base import CommandError
 
 from apps.alerts.services import rotate_channel_secrets
 from apps.core.management.base import SystemCommand
+from apps.drills.services import reencrypt_dsns
 from opsportal.crypto import InvalidToken
 
 
@@ -14,9 +15,12 @@ class Command(SystemCommand):
     def handle(self, *args, **options):
         try:
             count = rotate_channel_secrets()
+            dsns = reencrypt_dsns()
         except InvalidToken as exc:
             raise CommandError(
                 "A stored secret cannot be decrypted with any key in FIELD_ENCRYPTION_KEYS; "
                 "add the key it was written with (after the new one) and run again."
             ) from exc
-        self.stdout.write(f"re-encrypted {count} channel secret(s) with the current key")
+        self.stdout.write(
+            f"re-encrypted {count} channel secret(s) and {dsns} drill DSN(s) with the current key"
+        )

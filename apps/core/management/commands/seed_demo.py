@@ -70,4 +70,9 @@ class Command(SystemCommand):
 
         if load_slo_demo(tenant):
             self.stdout.write("SLO demo loaded: 3 services, 4 SLOs (search is paging), a canary")
+        from apps.drills.demo import load_demo as load_drills_demo
+
+        statuses = load_drills_demo(tenant)
+        if statuses:
+            self.stdout.write(f"drills demo loaded: restore drill run {len(statuses)}x, {statuses}")
         self.stdout.write("demo data loaded")
