@@ -182,6 +182,12 @@ DRILL_COMMAND_TIMEOUT_SECONDS = env.int("DRILL_COMMAND_TIMEOUT_SECONDS", default
 DRILL_QUEUED_TIMEOUT_MINUTES = env.int("DRILL_QUEUED_TIMEOUT_MINUTES", default=60)
 PG_BIN_DIR = env.str("PG_BIN_DIR", default="")
 
+# --- Privacy requests -------------------------------------------------------------------------
+PRIVACY_CODE_TTL_MINUTES = env.int("PRIVACY_CODE_TTL_MINUTES", default=30)
+PRIVACY_CODE_MAX_ATTEMPTS = env.int("PRIVACY_CODE_MAX_ATTEMPTS", default=5)
+PRIVACY_DOWNLOAD_DAYS = env.int("PRIVACY_DOWNLOAD_DAYS", default=7)
+RETENTION_BATCH_SIZE = env.int("RETENTION_BATCH_SIZE", default=5000)
+
 # --- Security headers -------------------------------------------------------------------------
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"

@@ -14,6 +14,8 @@ from apps.flags import api as flags_api
 from apps.flags import events as flag_events
 from apps.flags import ofrep
 from apps.overrides import api as overrides_api
+from apps.privacy import api as privacy_api
+from apps.privacy import views as privacy_views
 from apps.slo import api as slo_api
 from apps.tenancy import api as tenancy_api
 from opsportal import errors, health
@@ -66,6 +68,67 @@ api_v1 = [
     path("drills/runs/<int:pk>", drills_api.DrillRunDetail.as_view(), name="drill-run-detail"),
     path(
         "drills/runs/<int:pk>/cancel", drills_api.DrillRunCancel.as_view(), name="drill-run-cancel"
+    ),
+    path("privacy/requests", privacy_api.Requests.as_view(), name="privacy-requests"),
+    path("privacy/consents", privacy_api.Consents.as_view(), name="privacy-consents"),
+    path(
+        "privacy/consents/export",
+        privacy_api.ConsentExport.as_view(),
+        name="privacy-consents-export",
+    ),
+    path(
+        "privacy/activities",
+        privacy_api.ProcessingActivities.as_view(),
+        name="privacy-activities",
+    ),
+    path(
+        "privacy/requests/<int:pk>",
+        privacy_api.RequestDetail.as_view(),
+        name="privacy-request-detail",
+    ),
+    path(
+        "privacy/requests/<int:pk>/transition",
+        privacy_api.RequestTransition.as_view(),
+        name="privacy-request-transition",
+    ),
+    path(
+        "privacy/requests/<int:pk>/extend",
+        privacy_api.RequestExtend.as_view(),
+        name="privacy-request-extend",
+    ),
+    path(
+        "privacy/requests/<int:pk>/package",
+        privacy_api.RequestPackage.as_view(),
+        name="privacy-request-package",
+    ),
+    path(
+        "privacy/requests/<int:pk>/verification",
+        privacy_api.RequestVerification.as_view(),
+        name="privacy-request-verification",
+    ),
+    path(
+        "privacy/requests/<int:pk>/preview",
+        privacy_api.RequestPreview.as_view(),
+        name="privacy-request-preview",
+    ),
+    path("privacy/sources", privacy_api.DataMap.as_view(), name="privacy-sources"),
+    path("privacy/sources/databases", privacy_api.Databases.as_view(), name="privacy-databases"),
+    path("privacy/sources/tables", privacy_api.Tables.as_view(), name="privacy-tables"),
+    path("privacy/sources/connectors", privacy_api.Connectors.as_view(), name="privacy-connectors"),
+    path(
+        "privacy/subjects/<str:subject>/restrictions",
+        privacy_api.SubjectRestrictions.as_view(),
+        name="privacy-subject-restrictions",
+    ),
+    path(
+        "privacy/subjects/<str:subject>/restrictions/<int:pk>/lift",
+        privacy_api.LiftRestriction.as_view(),
+        name="privacy-restriction-lift",
+    ),
+    path(
+        "privacy/connectors/callback/<str:token>",
+        privacy_api.ConnectorCallback.as_view(),
+        name="privacy-connector-callback",
     ),
     path("releases", slo_api.Releases.as_view(), name="releases"),
     path("releases/<int:pk>/verdict", slo_api.ReleaseVerdict.as_view(), name="release-verdict"),
@@ -133,6 +196,7 @@ urlpatterns = [
         name="api-docs",
     ),
     path("alerts/ack/<str:token>", alerts_views.ack_link, name="alert-ack-link"),
+    path("privacy/packages/<str:token>", privacy_views.package_download, name="privacy-package"),
     path("admin/switch-tenant/", admin_views.switch_tenant, name="switch-tenant"),
     # Before the admin's own URLs: /admin/compliance/ (the app's index) is the dashboard.
     path(

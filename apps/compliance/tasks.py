@@ -7,8 +7,6 @@ import logging
 from datetime import date, timedelta
 
 from celery import shared_task
-from django.conf import settings
-from django.utils import timezone
 
 from apps.compliance import notifications, selectors, services, trends
 from apps.core.taskbase import OpsTask
@@ -52,13 +50,3 @@ def build_trends(day: str | None = None, **_kwargs) -> dict[str, int]:
         except Exception:
             logger.exception("trend build failed for tenant %s", tenant.slug)
     return built
-
-
-@shared_task(base=OpsTask, name="compliance.purge")
-def purge(**_kwargs) -> dict[str, int]:
-    now = timezone.now()
-    with all_tenants_context():
-        return trends.purge(
-            resolved_before=now - timedelta(days=settings.COMPLIANCE_VIOLATION_RETENTION_DAYS),
-            trends_before=(now - timedelta(days=settings.COMPLIANCE_TREND_RETENTION_DAYS)).date(),
-        )

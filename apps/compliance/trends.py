@@ -9,10 +9,8 @@ from datetime import date, datetime, time, timedelta
 from django.db import transaction
 from django.db.models import Count, Q
 
-from apps.compliance.models import CheckResult, ResultStatus, RuleTrend, Violation, ViolationStatus
+from apps.compliance.models import CheckResult, ResultStatus, RuleTrend
 from apps.tenancy.models import Tenant
-
-PURGE_BATCH = 5000
 
 
 def day_bounds(tenant: Tenant, day: date) -> tuple[datetime, datetime]:
@@ -63,26 +61,3 @@ def rebuild_day(tenant: Tenant, day: date) -> int:
             update_fields=["evaluated", "passing", "violations", "compliance_rate", "built_at"],
         )
     return len(trends)
-
-
-def _delete_in_batches(queryset) -> int:
-    """Delete by primary key in batches, so no statement holds locks on many rows for long."""
-    total = 0
-    while True:
-        ids = list(queryset.values_list("pk", flat=True)[:PURGE_BATCH])
-        if not ids:
-            return total
-        with transaction.atomic():
-            total += queryset.model.objects.filter(pk__in=ids).delete()[0]
-
-
-def purge(*, resolved_before: datetime, trends_before: date) -> dict[str, int]:
-    """Retention: resolved violations past their keep period and old trend rows."""
-    return {
-        "violations": _delete_in_batches(
-            Violation.objects.filter(
-                status=ViolationStatus.RESOLVED, resolved_at__lt=resolved_before
-            ).order_by()
-        ),
-        "trends": _delete_in_batches(RuleTrend.objects.filter(day__lt=trends_before).order_by()),
-    }

@@ -13,11 +13,6 @@ from django.db import connection
 SCHEDULES: list[dict] = [
     {"name": "beat heartbeat", "task": "core.beat_heartbeat", "every_seconds": 30},
     {"name": "drain outbox", "task": "core.drain_outbox", "every_seconds": 60},
-    {
-        "name": "purge idempotency records",
-        "task": "core.purge_idempotency_records",
-        "crontab": {"minute": "17", "hour": "*"},
-    },
     {"name": "alert tick", "task": "alerts.tick", "every_seconds": 60},
     {"name": "alert delivery sweeper", "task": "alerts.dispatch_due", "every_seconds": 15},
     {"name": "override expiry", "task": "overrides.expire", "every_seconds": 300},
@@ -35,19 +30,9 @@ SCHEDULES: list[dict] = [
         "crontab": {"minute": "*/15", "hour": "*"},
     },
     {
-        "name": "slo retention",
-        "task": "slo.purge",
-        "crontab": {"minute": "50", "hour": "3"},
-    },
-    {
         "name": "compliance trends",
         "task": "compliance.build_trends",
         "crontab": {"minute": "7,37", "hour": "*"},
-    },
-    {
-        "name": "compliance retention",
-        "task": "compliance.purge",
-        "crontab": {"minute": "40", "hour": "3"},
     },
     {
         "name": "drills daily backup",
@@ -61,6 +46,16 @@ SCHEDULES: list[dict] = [
     },
     {"name": "drills sweep", "task": "drills.sweep", "every_seconds": 900},
     {
+        "name": "retention",
+        "task": "privacy.enforce_retention",
+        "crontab": {"minute": "5", "hour": "*"},
+    },
+    {
+        "name": "privacy deadline reminders",
+        "task": "privacy.remind_deadlines",
+        "crontab": {"minute": "20", "hour": "*"},
+    },
+    {
         "name": "audit head checkpoint",
         "task": "audit.record_checkpoint",
         "crontab": {"minute": "5", "hour": "0"},
@@ -73,10 +68,17 @@ SCHEDULES: list[dict] = [
 ]
 
 
+# Tasks that no longer exist: their schedules are removed at the next sync (the purges that
+# privacy.enforce_retention, the one retention mechanism, took over).
+RETIRED_TASKS = ("core.purge_idempotency_records", "compliance.purge", "slo.purge")
+
+
 def sync_schedules() -> list[str]:
-    """Create the declared periodic tasks that do not exist yet; return the names created."""
+    """Create the declared periodic tasks that do not exist yet, remove those of retired tasks;
+    return the names created."""
     from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
+    PeriodicTask.objects.filter(task__in=RETIRED_TASKS).delete()
     created = []
     for entry in SCHEDULES:
         if PeriodicTask.objects.filter(name=entry["name"]).exists():

@@ -8,10 +8,10 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
-from apps.core.models import Heartbeat, IdempotencyRecord, OutboxMessage, TaskOutcome
+from apps.core.models import Heartbeat, OutboxMessage, TaskOutcome
 from opsportal.context import current_request_id
 
 logger = logging.getLogger(__name__)
@@ -87,11 +87,3 @@ def record_task_outcome(task_name: str, state: str) -> None:
             )
     except Exception:
         logger.warning("could not record outcome of task %s", task_name, exc_info=True)
-
-
-def purge_idempotency_records() -> int:
-    from opsportal.api.idempotency import TTL
-
-    cutoff = timezone.now() - TTL
-    deleted, _ = IdempotencyRecord.objects.filter(Q(created_at__lt=cutoff)).delete()
-    return deleted

@@ -19,12 +19,6 @@ def drain_outbox(**_kwargs) -> dict:
         return services.drain_outbox()
 
 
-@shared_task(base=OpsTask, name="core.purge_idempotency_records")
-def purge_idempotency_records(**_kwargs) -> int:
-    with all_tenants_context():
-        return services.purge_idempotency_records()
-
-
 @shared_task(base=OpsTask, name="core.mark_outbox_done")
 def mark_outbox_done(outbox_id: int | None = None, note: str = "", **_kwargs) -> None:
     """A small demo task: audits that it ran, carrying the request id of the write behind it."""

@@ -64,13 +64,3 @@ def platform_tile(request) -> Tile:
         ],
         link="/admin/core/outboxmessage/",
     )
-
-
-_PLANNED = [("Privacy requests", "DSRs against statutory deadlines")]
-
-for _order, (_title, _note) in enumerate(_PLANNED, start=120):
-
-    def _placeholder(request, title=_title, note=_note) -> Tile:
-        return Tile(title=title, status="idle", note=f"not installed yet: {note}")
-
-    register_tile(_order)(_placeholder)

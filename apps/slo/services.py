@@ -273,36 +273,3 @@ def export_openslo(tenant: Tenant) -> str:
             for s in slos
         ],
     )
-
-
-def purge_expired(now: datetime | None = None) -> dict[str, int]:
-    """Retention: raw minutes and minute SLI points after SLO_RAW_RETENTION_DAYS (+1 day, so an
-    hour at the ingestion limit is never recomputed from a half-purged hour), rollups, canary
-    checks and hour/day points after SLO_ROLLUP_RETENTION_DAYS. Batched deletes."""
-    from apps.slo.models import CanaryCheck, MinuteSample, RouteHour, ServiceHour, SLIPoint
-    from apps.tenancy import rls
-
-    now = now or timezone.now()
-    raw_cutoff = now - raw_retention() - timedelta(days=1)
-    rollup_cutoff = now - timedelta(days=settings.SLO_ROLLUP_RETENTION_DAYS)
-    targets = {
-        "minutes": MinuteSample.objects.filter(minute__lt=raw_cutoff),
-        "minute_points": SLIPoint.objects.filter(resolution="m", start__lt=raw_cutoff),
-        "route_hours": RouteHour.objects.filter(hour__lt=rollup_cutoff),
-        "service_hours": ServiceHour.objects.filter(hour__lt=rollup_cutoff),
-        "points": SLIPoint.objects.filter(start__lt=rollup_cutoff),
-        "canary_checks": CanaryCheck.objects.filter(minute__lt=rollup_cutoff),
-    }
-    deleted = {}
-    with rls.all_tenants_context():
-        for name, queryset in targets.items():
-            deleted[name] = 0
-            while True:
-                ids = list(queryset.values_list("pk", flat=True)[:PURGE_BATCH])
-                if not ids:
-                    break
-                deleted[name] += queryset.model._base_manager.filter(pk__in=ids).delete()[0]
-    return deleted
-
-
-PURGE_BATCH = 10_000

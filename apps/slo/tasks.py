@@ -6,7 +6,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from apps.core.taskbase import OpsTask
-from apps.slo import alerting, releases, reports, services
+from apps.slo import alerting, releases, reports
 
 
 @shared_task(base=OpsTask, name="slo.evaluate_alerts")
@@ -23,11 +23,6 @@ def evaluate_releases(**_kwargs) -> dict:
 @shared_task(base=OpsTask, name="slo.daily_reports")
 def daily_reports(**_kwargs) -> int:
     return reports.run_due()
-
-
-@shared_task(base=OpsTask, name="slo.purge")
-def purge(**_kwargs) -> dict:
-    return services.purge_expired()
 
 
 @shared_task(base=OpsTask, name="slo.demo_traffic")

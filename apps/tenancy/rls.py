@@ -25,7 +25,9 @@ from django.db import connection, connections
 logger = logging.getLogger(__name__)
 
 POLICY_NAME = "tenant_isolation"
-APPEND_ONLY_TABLES = {"audit_auditevent"}
+# The app role may only read and add rows here: the audit trail and consent records are
+# append-only for the running portal, whatever its code does.
+APPEND_ONLY_TABLES = {"audit_auditevent", "privacy_consentrecord"}
 _CLEAN = ("", "off")
 
 

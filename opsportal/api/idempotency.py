@@ -3,8 +3,8 @@
 A known key replays its stored response. Otherwise the view runs and the record (with the
 response) is inserted last, in the same transaction as the view's writes. A concurrent request
 with the same key blocks on the unique index until the first commits, then rolls back everything
-it did and replays the first response: effects are committed once. Records live 24 h (purged
-hourly by beat; an expired key is reusable).
+it did and replays the first response: effects are committed once. Records live 24 h (deleted by the
+retention job, category idempotency-keys; an expired key is reusable).
 """
 
 from __future__ import annotations

@@ -175,10 +175,12 @@ def test_retention_deletes_old_resolved_violations_and_old_trends_only(seeded, t
     )
     RuleTrend.objects.create(tenant=tenant, rule_id="R01", day=(now - timedelta(days=400)).date())
     RuleTrend.objects.create(tenant=tenant, rule_id="R01", day=(now - timedelta(days=300)).date())
-    purged = trends.purge(
-        resolved_before=now - timedelta(days=90), trends_before=(now - timedelta(days=365)).date()
-    )
-    assert purged == {"violations": 1, "trends": 1}
+    from apps.privacy import retention
+
+    run = retention.enforce(tenant, now=now)  # the portal's one retention mechanism
+    policies = run.report["policies"]
+    purged = {k: policies[k]["rows"] for k in ("resolved-violations", "compliance-trends")}
+    assert purged == {"resolved-violations": 1, "compliance-trends": 1}
     assert not Violation.objects.filter(status=ViolationStatus.RESOLVED).exists()
     assert Violation.objects.filter(status=ViolationStatus.OPEN).count() == 4
     assert RuleTrend.objects.count() == 1

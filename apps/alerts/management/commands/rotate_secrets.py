@@ -3,6 +3,7 @@ from django.core.management.base import CommandError
 from apps.alerts.services import rotate_channel_secrets
 from apps.core.management.base import SystemCommand
 from apps.drills.services import reencrypt_dsns
+from apps.privacy.datamap import reencrypt_secrets as reencrypt_privacy_secrets
 from opsportal.crypto import InvalidToken
 
 
@@ -16,11 +17,13 @@ class Command(SystemCommand):
         try:
             count = rotate_channel_secrets()
             dsns = reencrypt_dsns()
+            privacy = reencrypt_privacy_secrets()
         except InvalidToken as exc:
             raise CommandError(
                 "A stored secret cannot be decrypted with any key in FIELD_ENCRYPTION_KEYS; "
                 "add the key it was written with (after the new one) and run again."
             ) from exc
         self.stdout.write(
-            f"re-encrypted {count} channel secret(s) and {dsns} drill DSN(s) with the current key"
+            f"re-encrypted {count} channel secret(s), {dsns} drill DSN(s) and {privacy} privacy "
+            "source secret(s) with the current key"
         )

@@ -70,6 +70,10 @@ class Command(SystemCommand):
 
         if load_slo_demo(tenant):
             self.stdout.write("SLO demo loaded: 3 services, 4 SLOs (search is paging), a canary")
+        from apps.privacy.demo import load_demo as load_privacy_demo
+
+        if load_privacy_demo(tenant):
+            self.stdout.write("privacy demo loaded: 6 requests (one overdue, one a duplicate)")
         from apps.drills.demo import load_demo as load_drills_demo
 
         statuses = load_drills_demo(tenant)

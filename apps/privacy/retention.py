@@ -1,0 +1,429 @@
+"""Retention: the one mechanism that deletes (or anonymises) what the portal may no longer keep.
+
+Data categories are declared here, in code: which model, which age field, which rows (e.g. only
+resolved violations), the default keep period and, where a category needs it, a handler of its
+own (privacy packages are files: expiring one deletes the file, not the request). Each tenant
+gets a `RetentionPolicy` per category, created with the defaults on first enforcement and
+editable in the admin; a tenant may add policies for other tenant-owned models too.
+
+Audit events and evidence artifacts are never a retention target: the trail is append-only and
+hash-chained (deleting a link would break the proof of everything after it), the app role cannot
+delete them at all, and they are the organisation's record of what it did, kept to meet its
+accountability duty (GDPR Art. 5(2)). They hold no personal values of data subjects.
+
+Enforcement (`enforce`) runs per tenant: beat at 03:00 tenant time, or `manage.py
+enforce_retention [--dry-run]`. A run fixes every policy's cutoff when it starts, then deletes in
+batches of at most RETENTION_BATCH_SIZE (5,000) rows, one transaction per batch, recording its
+progress in the same transaction. A run that crashed is resumed by the next one, with the same
+cutoffs. The finished report (rows per policy, batches, the longest batch) is stored as evidence.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from django.apps import apps
+from django.conf import settings
+from django.core.exceptions import FieldDoesNotExist, ValidationError
+from django.db import models, router, transaction
+from django.db.models import Q
+from django.db.models.deletion import Collector
+from django.utils import timezone
+
+from apps.audit.services import record_event, store_evidence
+from apps.privacy.models import RetentionAction, RetentionPolicy, RetentionRun
+
+logger = logging.getLogger(__name__)
+
+NEVER_RETAINED = {"audit.auditevent", "audit.evidenceartifact", "audit.auditchain"}
+RUN_HOUR = 3
+
+
+@dataclass(frozen=True)
+class Category:
+    key: str
+    model: str
+    age_field: str
+    description: str
+    keep: Callable[[], timedelta]
+    scope: Callable[[], Q] | None = None
+    # Shortest allowed keep period, where something else depends on the rows.
+    minimum: Callable[[], timedelta] | None = None
+    expire: Callable[[models.QuerySet], int] | None = None
+
+
+def _expire_packages(queryset: models.QuerySet) -> int:
+    """A package expires: its file is deleted; the request and its evidence stay."""
+    paths = list(queryset.values_list("package_path", flat=True))
+    for path in paths:
+        Path(path).unlink(missing_ok=True)
+    queryset.model._base_manager.filter(pk__in=queryset.values("pk")).update(
+        package_path="", package_manifest={}
+    )
+    return len(paths)
+
+
+def _slo_raw() -> timedelta:
+    # One day beyond the raw retention, so an hour at the ingestion limit is never recomputed
+    # from a half-purged hour (the SLO ingestion accepts minutes up to SLO_RAW_RETENTION_DAYS).
+    return timedelta(days=settings.SLO_RAW_RETENTION_DAYS + 1)
+
+
+def _slo_rollups() -> timedelta:
+    return timedelta(days=settings.SLO_ROLLUP_RETENTION_DAYS)
+
+
+CATEGORIES: dict[str, Category] = {
+    c.key: c
+    for c in (
+        Category(
+            "idempotency-keys",
+            "core.IdempotencyRecord",
+            "created_at",
+            "first responses replayed to a repeated Idempotency-Key",
+            keep=lambda: timedelta(hours=24),
+            minimum=lambda: timedelta(hours=24),
+        ),
+        Category(
+            "alert-history",
+            "alerts.Alert",
+            "resolved_at",
+            "resolved alerts with their deliveries and acknowledgement links",
+            keep=lambda: timedelta(days=30),
+        ),
+        Category(
+            "resolved-violations",
+            "compliance.Violation",
+            "resolved_at",
+            "compliance violations resolved by a later run",
+            keep=lambda: timedelta(days=settings.COMPLIANCE_VIOLATION_RETENTION_DAYS),
+            scope=lambda: Q(status="RESOLVED"),
+        ),
+        Category(
+            "compliance-trends",
+            "compliance.RuleTrend",
+            "day",
+            "daily compliance trend rows",
+            keep=lambda: timedelta(days=settings.COMPLIANCE_TREND_RETENTION_DAYS),
+        ),
+        Category(
+            "privacy-packages",
+            "privacy.PrivacyRequest",
+            "completed_at",
+            "access and portability packages (the ZIP files), after the request completed",
+            keep=lambda: timedelta(days=30),
+            scope=lambda: ~Q(package_path=""),
+            expire=_expire_packages,
+        ),
+        Category(
+            "slo-raw-minutes",
+            "slo.MinuteSample",
+            "minute",
+            "per-minute SLI samples",
+            keep=_slo_raw,
+            minimum=_slo_raw,
+        ),
+        Category(
+            "slo-minute-points",
+            "slo.SLIPoint",
+            "start",
+            "per-minute SLI points",
+            keep=_slo_raw,
+            scope=lambda: Q(resolution="m"),
+            minimum=_slo_raw,
+        ),
+        Category(
+            "slo-route-hours",
+            "slo.RouteHour",
+            "hour",
+            "hourly per-route rollups",
+            keep=_slo_rollups,
+        ),
+        Category(
+            "slo-service-hours",
+            "slo.ServiceHour",
+            "hour",
+            "hourly per-service rollups",
+            keep=_slo_rollups,
+        ),
+        Category(
+            "slo-points", "slo.SLIPoint", "start", "hour and day SLI points", keep=_slo_rollups
+        ),
+        Category(
+            "slo-canary-checks",
+            "slo.CanaryCheck",
+            "minute",
+            "per-minute canary checks of releases",
+            keep=_slo_rollups,
+        ),
+    )
+}
+
+
+class Interrupted(Exception):
+    """Raised by a test hook to stand for a crash between batches."""
+
+
+# --- policies -------------------------------------------------------------------------------
+
+
+def ensure_default_policies(tenant) -> list[RetentionPolicy]:
+    """Create the tenant's policy for every declared category it has none for yet."""
+    existing = set(RetentionPolicy.objects.for_tenant(tenant).values_list("category", flat=True))
+    created = []
+    for category in CATEGORIES.values():
+        if category.key in existing:
+            continue
+        policy = RetentionPolicy(
+            tenant_id=getattr(tenant, "pk", tenant),
+            category=category.key,
+            description=category.description,
+            model=category.model,
+            age_field=category.age_field,
+            keep=category.keep(),
+        )
+        policy.save(audit_action="retention_policy.created")
+        created.append(policy)
+    return created
+
+
+def clean_policy(policy: RetentionPolicy) -> None:
+    """ValidationError naming each problem (422 in the API, form errors in the admin)."""
+    errors: dict[str, str] = {}
+    category = CATEGORIES.get(policy.category)
+    try:
+        model = apps.get_model(policy.model)
+    except (LookupError, ValueError):
+        raise ValidationError(
+            {"model": f"No model {policy.model!r} (write app_label.Model)."}
+        ) from None
+    if model._meta.label_lower in NEVER_RETAINED:
+        errors["model"] = (
+            "Audit events and evidence are never deleted by retention: the trail is append-only "
+            "and hash-chained."
+        )
+    elif not any(f.name == "tenant" and f.is_relation for f in model._meta.concrete_fields):
+        errors["model"] = f"{policy.model} is not tenant-owned; retention runs per tenant."
+    if category is not None:
+        if policy.model != category.model or policy.age_field != category.age_field:
+            errors["model"] = (
+                f"Category {category.key} is {category.model}.{category.age_field}; add a new "
+                "category for another model."
+            )
+        if category.minimum and policy.keep < category.minimum():
+            errors["keep"] = f"{category.key} must be kept at least {category.minimum()}."
+        if category.expire and policy.action != RetentionAction.DELETE:
+            errors["action"] = f"{category.key} can only be deleted."
+    try:
+        field = model._meta.get_field(policy.age_field)
+        if not isinstance(field, models.DateField):  # DateTimeField is a DateField
+            errors["age_field"] = f"{policy.age_field} is not a date or time field."
+    except FieldDoesNotExist:
+        errors["age_field"] = f"{policy.model} has no field {policy.age_field}."
+    if policy.keep is None or policy.keep <= timedelta(0):
+        errors["keep"] = "Keep for a positive duration."
+    if policy.action == RetentionAction.ANONYMISE and _source_for(policy.model) is None:
+        errors["action"] = (
+            f"Anonymising needs {policy.model} in the data map (its masking strategies); "
+            "register a ModelSource or delete instead."
+        )
+    if errors:
+        raise ValidationError(errors)
+
+
+def save_policy(policy: RetentionPolicy) -> RetentionPolicy:
+    clean_policy(policy)
+    with transaction.atomic():
+        if policy.pk:
+            policy.version = models.F("version") + 1
+        policy.save(audit_action="retention_policy.saved")
+        policy.refresh_from_db(fields=["version"])
+    return policy
+
+
+def _source_for(model_label: str):
+    from apps.privacy.sources import SOURCES
+
+    label = model_label.lower()
+    return next((s for s in SOURCES.values() if s.model.lower() == label), None)
+
+
+# --- enforcement ----------------------------------------------------------------------------
+
+
+def expired(policy: RetentionPolicy, cutoff: datetime) -> models.QuerySet:
+    model = apps.get_model(policy.model)
+    field = model._meta.get_field(policy.age_field)
+    bound: date | datetime = cutoff
+    if not isinstance(field, models.DateTimeField):
+        bound = cutoff.date()
+    queryset = model._base_manager.filter(
+        tenant_id=policy.tenant_id, **{f"{policy.age_field}__lt": bound}
+    )
+    category = CATEGORIES.get(policy.category)
+    if category and category.scope:
+        queryset = queryset.filter(category.scope())
+    return queryset.order_by("pk")
+
+
+def _delete(model, ids: list) -> int:
+    """Delete rows and what depends on them (CASCADE, SET_NULL ...) as Django would, without
+    per-row audit events: the run's report is the record."""
+    queryset = model._base_manager.filter(pk__in=ids)
+    collector = Collector(using=router.db_for_write(model))
+    collector.collect(queryset)
+    return collector.delete()[1].get(model._meta.label, 0)
+
+
+def _anonymise(policy: RetentionPolicy, ids: list) -> int:
+    from apps.privacy import identity
+    from apps.privacy.rights import Context
+
+    source = _source_for(policy.model)
+    model = apps.get_model(policy.model)
+    context = Context(key=identity.hash_key(policy.tenant_id))
+    return source._erase(model._base_manager.filter(pk__in=ids).order_by("pk"), context).rows
+
+
+def _apply(policy: RetentionPolicy, ids: list) -> int:
+    category = CATEGORIES.get(policy.category)
+    model = apps.get_model(policy.model)
+    if category and category.expire:
+        return category.expire(model._base_manager.filter(pk__in=ids))
+    if policy.action == RetentionAction.ANONYMISE:
+        return _anonymise(policy, ids)
+    return _delete(model, ids)
+
+
+def local_today(tenant, now: datetime) -> date:
+    return now.astimezone(ZoneInfo(tenant.time_zone)).date()
+
+
+def enforce(
+    tenant,
+    *,
+    dry_run: bool = False,
+    now: datetime | None = None,
+    batch_size: int | None = None,
+    after_batch: Callable[[str, int], None] | None = None,
+) -> RetentionRun:
+    """Enforce the tenant's policies; resume its unfinished run if there is one."""
+    now = now or timezone.now()
+    batch_size = min(batch_size or settings.RETENTION_BATCH_SIZE, 5000)
+    ensure_default_policies(tenant)
+    policies = list(RetentionPolicy.objects.for_tenant(tenant).filter(enabled=True))
+    run = None
+    if not dry_run:
+        run = (
+            RetentionRun.objects.for_tenant(tenant)
+            .filter(status=RetentionRun.RUNNING, dry_run=False)
+            .first()
+        )
+    if run is None:
+        run = RetentionRun.objects.create(
+            tenant=tenant,
+            local_date=local_today(tenant, now),
+            dry_run=dry_run,
+            cutoffs={p.category: (now - p.keep).isoformat() for p in policies},
+            report={"policies": {}, "resumed": 0},
+        )
+    else:
+        run.report["resumed"] = run.report.get("resumed", 0) + 1
+        RetentionRun.objects.filter(pk=run.pk).update(report=run.report)
+    for policy in policies:
+        if policy.category not in run.cutoffs:
+            continue  # added after this run started: the next run takes it
+        entry = run.report["policies"].setdefault(
+            policy.category,
+            {
+                "model": policy.model,
+                "action": policy.action,
+                "rows": 0,
+                "batches": 0,
+                "longest_batch_seconds": 0.0,
+                "done": False,
+            },
+        )
+        if entry["done"]:
+            continue
+        cutoff = datetime.fromisoformat(run.cutoffs[policy.category])
+        entry["cutoff"] = run.cutoffs[policy.category]
+        queryset = expired(policy, cutoff)
+        if dry_run:
+            entry["rows"] = queryset.count()
+            entry["done"] = True
+            continue
+        while True:
+            ids = list(queryset.values_list("pk", flat=True)[:batch_size])
+            if not ids:
+                break
+            began = time.monotonic()
+            with transaction.atomic():
+                entry["rows"] += _apply(policy, ids)
+                entry["batches"] += 1
+                seconds = round(time.monotonic() - began, 4)
+                entry["longest_batch_seconds"] = max(entry["longest_batch_seconds"], seconds)
+                RetentionRun.objects.filter(pk=run.pk).update(report=run.report)
+            if after_batch:
+                after_batch(policy.category, entry["batches"])
+        entry["done"] = True
+        RetentionRun.objects.filter(pk=run.pk).update(report=run.report)
+    return _finish(run)
+
+
+def _finish(run: RetentionRun) -> RetentionRun:
+    rows = {k: v["rows"] for k, v in run.report["policies"].items()}
+    with transaction.atomic():
+        run.status = RetentionRun.COMPLETED
+        run.finished_at = timezone.now()
+        if not run.dry_run:
+            run.evidence = store_evidence(
+                tenant_id=run.tenant_id,
+                kind="retention_run",
+                content={"run": run.pk, "local_date": run.local_date.isoformat(), **run.report},
+                period=run.local_date.isoformat(),
+            )
+            record_event(
+                tenant_id=run.tenant_id,
+                action="retention.enforced",
+                target=run,
+                after={"rows": rows, "resumed": run.report.get("resumed", 0)},
+            )
+        run.save(update_fields=["status", "finished_at", "evidence", "report"])
+    return run
+
+
+def enforce_due(now: datetime | None = None) -> dict[str, int]:
+    """Beat (hourly): resume any unfinished run; start one per tenant from 03:00 its time,
+    once per local day."""
+    from apps.tenancy.models import Tenant
+    from apps.tenancy.rls import all_tenants_context, tenant_context
+
+    now = now or timezone.now()
+    done: dict[str, int] = {}
+    with all_tenants_context():
+        tenants = list(Tenant.objects.all())
+    for tenant in tenants:
+        with tenant_context(tenant):
+            unfinished = RetentionRun.objects.for_tenant(tenant).filter(
+                status=RetentionRun.RUNNING, dry_run=False
+            )
+            local = now.astimezone(ZoneInfo(tenant.time_zone))
+            ran_today = RetentionRun.objects.for_tenant(tenant).filter(
+                local_date=local.date(), dry_run=False
+            )
+            if not unfinished.exists() and (local.hour < RUN_HOUR or ran_today.exists()):
+                continue
+            try:
+                run = enforce(tenant, now=now)
+            except Exception:
+                logger.exception("retention run failed", extra={"tenant": tenant.slug})
+                continue
+            done[tenant.slug] = sum(v["rows"] for v in run.report["policies"].values())
+    return done

@@ -1,0 +1,429 @@
+"""Erasure, rectification, restriction and objection: what each right does to the data map.
+
+Erasure and rectification go in two steps. The dry run (`preview`) asks every source what would
+change, per field, with counts, and stores that plan on the request; a request cannot start
+without one. Starting (`in_progress`) stops processing at once: a `*` restriction of kind
+`erasure` is recorded in the same transaction, so applications reading the restrictions API stop
+using the subject immediately (the soft delete). A worker then executes the erasure source by
+source, each in its own transaction, and writes one non-personal `ErasureRecord` per source
+(done, retained on legal hold, or failed with the reason). Sources already done are skipped when
+a failed request is retried. The request's own record (`privacy.requests`, which runs last) keeps
+the subject's identity until every other source is done; then it keeps only the keyed hash.
+
+Restriction and objection record one `SubjectRestriction` per purpose, readable by
+applications, and complete at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from apps.audit.services import record_event, store_evidence
+from apps.privacy import identity as ident
+from apps.privacy.connectors import Pending, forget_results
+from apps.privacy.identity import Identity
+from apps.privacy.models import (
+    ErasureRecord,
+    PrivacyRequest,
+    RequestType,
+    RestrictionKind,
+    Status,
+    SubjectRestriction,
+)
+from apps.privacy.sources import Outcome, SourceError, check_changes, sources_for
+
+logger = logging.getLogger(__name__)
+
+PLANNED_TYPES = (RequestType.ERASURE, RequestType.RECTIFICATION)
+RESTRICTING_TYPES = {
+    RequestType.RESTRICTION: RestrictionKind.RESTRICTION,
+    RequestType.OBJECTION: RestrictionKind.OBJECTION,
+}
+
+
+@dataclass
+class Context:
+    key: bytes
+    request: PrivacyRequest | None = None
+
+
+def identity_of(request: PrivacyRequest) -> Identity:
+    return Identity.of(request.subject_email, request.subject_external_id)
+
+
+def context_for(request: PrivacyRequest) -> Context:
+    return Context(key=ident.hash_key(request.tenant_id), request=request)
+
+
+# --- checks made when a request is received -------------------------------------------------
+
+
+def clean_corrections(tenant, corrections: object) -> dict:
+    """{source: {field: value}} for known sources and fields; ValidationError otherwise."""
+    if not isinstance(corrections, dict) or not corrections:
+        raise ValidationError(
+            {"corrections": 'Give the corrections: {"source": {"field": "corrected value"}}.'}
+        )
+    known = {source.name: source for source in sources_for(tenant)}
+    errors = {}
+    for name, changes in corrections.items():
+        source = known.get(name)
+        if source is None:
+            errors[f"corrections.{name}"] = f"No source {name}; known: {', '.join(sorted(known))}."
+            continue
+        if source.kind == "webhook":
+            if not isinstance(changes, dict) or not changes:
+                errors[f"corrections.{name}"] = "Give the corrected fields as an object."
+            continue
+        try:
+            check_changes(source, changes)
+        except ValueError as exc:
+            errors[f"corrections.{name}"] = str(exc)
+    if errors:
+        raise ValidationError(errors)
+    return corrections
+
+
+def clean_purposes(purposes: object) -> list[str]:
+    if purposes in (None, "", []):
+        return ["*"]
+    if not isinstance(purposes, list) or not all(isinstance(p, str) and p for p in purposes):
+        raise ValidationError({"purposes": "Give the purposes as a list of slugs (or * for all)."})
+    return sorted({p.strip() for p in purposes})
+
+
+# --- the dry run ----------------------------------------------------------------------------
+
+
+def preview(request: PrivacyRequest, now: datetime | None = None) -> PrivacyRequest:
+    """Ask every source what the erasure (or rectification) would change; store the plan."""
+    if request.request_type not in PLANNED_TYPES:
+        raise ValidationError({"request_type": "Only erasure and rectification have a dry run."})
+    if request.status not in (Status.VERIFIED, Status.APPROVED, Status.FAILED):
+        raise ValidationError(
+            {"status": f"A dry run needs a verified or approved request, not {request.status}."}
+        )
+    context, who = context_for(request), identity_of(request)
+    sources = []
+    for source in sources_for(request.tenant):
+        rectifying = request.request_type == RequestType.RECTIFICATION
+        if rectifying and source.name not in request.corrections:
+            continue
+        try:
+            entry = source.preview(request.tenant, who, context).to_dict()
+        except Pending as exc:
+            entry = {"source": source.name, "kind": source.kind, "pending": str(exc)}
+        except SourceError as exc:
+            entry = {"source": source.name, "kind": source.kind, "error": str(exc)}
+        if request.request_type == RequestType.RECTIFICATION:
+            entry["changes"] = sorted(request.corrections[source.name])
+        sources.append(entry)
+    plan = {
+        "request_type": request.request_type,
+        "sources": sources,
+        "rows": sum(entry.get("rows", 0) for entry in sources),
+        "errors": [entry["source"] for entry in sources if entry.get("error")],
+    }
+    with transaction.atomic():
+        request = PrivacyRequest.objects.select_for_update().get(pk=request.pk)
+        request.plan = plan
+        request.planned_at = now or timezone.now()
+        request.save(update_fields=["plan", "planned_at"])
+        record_event(
+            tenant_id=request.tenant_id,
+            action="privacy_request.previewed",
+            target=request,
+            after={"rows": plan["rows"], "sources": len(sources), "errors": plan["errors"]},
+        )
+    return request
+
+
+def check_can_start(request: PrivacyRequest) -> None:
+    if request.request_type in PLANNED_TYPES and not request.planned_at:
+        raise ValidationError(
+            {"plan": "Run the dry run first (POST .../preview) and read what would change."}
+        )
+    if request.request_type in PLANNED_TYPES and request.plan.get("errors"):
+        raise ValidationError(
+            {
+                "plan": f"The dry run could not reach {', '.join(request.plan['errors'])}; fix "
+                "those sources and run it again."
+            }
+        )
+
+
+def on_started(request: PrivacyRequest) -> None:
+    """Inside the transaction that moves the request to in_progress."""
+    from apps.core.services import enqueue
+
+    if request.request_type == RequestType.ERASURE:
+        SubjectRestriction.objects.get_or_create(
+            tenant_id=request.tenant_id,
+            subject_key=request.subject_key,
+            kind=RestrictionKind.ERASURE,
+            purpose="*",
+            lifted_at=None,
+            defaults={"request": request, "note": "erasure requested: stop all processing"},
+        )
+        enqueue("privacy.execute_request", request_id=request.pk)
+    elif request.request_type == RequestType.RECTIFICATION:
+        enqueue("privacy.execute_request", request_id=request.pk)
+
+
+# --- execution ------------------------------------------------------------------------------
+
+
+def execute(request: PrivacyRequest) -> PrivacyRequest:
+    """Run an erasure or rectification that is in progress (a worker calls this)."""
+    if request.request_type == RequestType.ERASURE:
+        return _erase(request)
+    if request.request_type == RequestType.RECTIFICATION:
+        return _rectify(request)
+    raise ValueError(f"nothing to execute for a {request.request_type} request")
+
+
+def _erase(request: PrivacyRequest) -> PrivacyRequest:
+    from apps.privacy.services import transition
+
+    context, who = context_for(request), identity_of(request)
+    keys = ident.keys_of(request.tenant_id, who) or [request.subject_key]
+    finished = {
+        r.source: r
+        for r in ErasureRecord.objects.filter(
+            request=request, status__in=(ErasureRecord.DONE, ErasureRecord.RETAINED)
+        )
+    }
+    outcomes: list[dict] = [record_outcome(r) for r in finished.values()]
+    problems, waiting = [], []
+    for source in sources_for(request.tenant):
+        if source.name in finished:
+            continue
+        if source.runs_last and (problems or waiting):
+            outcomes.append({"source": source.name, "status": "not started", "rows": 0})
+            continue
+        try:
+            outcome = source.erase(request.tenant, who, context)
+        except Pending as exc:
+            waiting.append(source.name)
+            outcomes.append({"source": source.name, "status": "pending", "detail": str(exc)})
+            continue
+        except Exception as exc:  # each source in its own transaction: record and go on
+            logger.warning("erasure of %s failed", source.name, exc_info=True)
+            outcome = Outcome(source=source.name, status="failed", detail=_reason(exc))
+            problems.append(source.name)
+        ErasureRecord.objects.filter(request=request, source=source.name).delete()
+        record = ErasureRecord.objects.create(
+            tenant_id=request.tenant_id,
+            request=request,
+            source=source.name,
+            key_hashes=keys,
+            strategies=outcome.strategies,
+            rows=outcome.rows,
+            retained=outcome.retained,
+            status={"done": ErasureRecord.DONE, "retained": ErasureRecord.RETAINED}.get(
+                outcome.status, ErasureRecord.FAILED
+            ),
+            detail=outcome.detail,
+        )
+        outcomes.append(record_outcome(record))
+    request.refresh_from_db()
+    PrivacyRequest.objects.filter(pk=request.pk).update(outcome={"sources": outcomes})
+    if waiting and not problems:
+        return request
+    if problems:
+        return transition(
+            request,
+            Status.FAILED,
+            note=f"erasure failed for {', '.join(problems)}; the other sources are recorded, "
+            "retry to finish",
+        )
+    forget_results(request)
+    evidence = store_evidence(
+        tenant_id=request.tenant_id,
+        kind="privacy_erasure",
+        content={
+            "request": request.pk,
+            "subject_key": request.subject_key,
+            "sources": outcomes,
+            "plan": request.plan,
+        },
+        period=timezone.now().date().isoformat(),
+    )
+    PrivacyRequest.objects.filter(pk=request.pk).update(evidence=evidence, erased_at=timezone.now())
+    rows = sum(entry.get("rows", 0) for entry in outcomes)
+    retained = sorted(entry["source"] for entry in outcomes if entry.get("retained"))
+    note = f"erased {rows} rows across {len(outcomes)} sources"
+    if retained:
+        note += f"; legal holds kept fields in {', '.join(retained)}"
+    return transition(request, Status.COMPLETED, note=note)
+
+
+def record_outcome(record: ErasureRecord) -> dict:
+    return {
+        "source": record.source,
+        "status": record.status,
+        "rows": record.rows,
+        "strategies": record.strategies,
+        "retained": record.retained,
+        "detail": record.detail,
+    }
+
+
+def _reason(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:500]
+
+
+def _rectify(request: PrivacyRequest) -> PrivacyRequest:
+    from apps.privacy.services import transition
+
+    context, who = context_for(request), identity_of(request)
+    done = {e["source"]: e for e in request.outcome.get("sources", []) if e["status"] == "done"}
+    outcomes, problems, waiting = list(done.values()), [], []
+    for source in sources_for(request.tenant):
+        if source.name not in request.corrections or source.name in done:
+            continue
+        try:
+            outcome = source.rectify(request.tenant, who, request.corrections[source.name], context)
+        except Pending as exc:
+            waiting.append(source.name)
+            outcomes.append({"source": source.name, "status": "pending", "detail": str(exc)})
+            continue
+        except Exception as exc:
+            outcome = Outcome(source=source.name, status="failed", detail=_reason(exc))
+            problems.append(source.name)
+        outcomes.append(outcome.to_dict())
+    PrivacyRequest.objects.filter(pk=request.pk).update(outcome={"sources": outcomes})
+    request.refresh_from_db()
+    if waiting and not problems:
+        return request
+    if problems:
+        return transition(
+            request, Status.FAILED, note=f"rectification failed for {', '.join(problems)}"
+        )
+    forget_results(request)
+    evidence = store_evidence(
+        tenant_id=request.tenant_id,
+        kind="privacy_rectification",
+        content={"request": request.pk, "subject_key": request.subject_key, "sources": outcomes},
+        period=timezone.now().date().isoformat(),
+    )
+    PrivacyRequest.objects.filter(pk=request.pk).update(evidence=evidence)
+    rows = sum(entry.get("rows", 0) for entry in outcomes)
+    return transition(request, Status.COMPLETED, note=f"rectified {rows} rows")
+
+
+def record_restrictions(request: PrivacyRequest) -> PrivacyRequest:
+    """Restriction or objection: one restriction per purpose, then completed with evidence."""
+    from apps.privacy.services import transition
+
+    kind = RESTRICTING_TYPES[request.request_type]
+    with transaction.atomic():
+        for purpose in request.purposes or ["*"]:
+            SubjectRestriction.objects.get_or_create(
+                tenant_id=request.tenant_id,
+                subject_key=request.subject_key,
+                kind=kind,
+                purpose=purpose,
+                lifted_at=None,
+                defaults={"request": request, "note": f"request {request.pk}"},
+            )
+        evidence = store_evidence(
+            tenant_id=request.tenant_id,
+            kind=f"privacy_{kind}",
+            content={
+                "request": request.pk,
+                "subject_key": request.subject_key,
+                "purposes": request.purposes or ["*"],
+            },
+            period=timezone.now().date().isoformat(),
+        )
+        PrivacyRequest.objects.filter(pk=request.pk).update(evidence=evidence)
+        return transition(
+            request,
+            Status.COMPLETED,
+            note=f"{kind} recorded for {', '.join(request.purposes or ['*'])}",
+        )
+
+
+def restrictions_of(tenant, subject: str) -> list[SubjectRestriction]:
+    """Active restrictions of a subject given by email or external id."""
+    key = ident.hash_key(tenant)
+    keys = {ident.hmac_of(key, "email", subject), ident.hmac_of(key, "external_id", subject)}
+    return list(
+        SubjectRestriction.objects.for_tenant(tenant)
+        .filter(subject_key__in=keys - {""}, lifted_at__isnull=True)
+        .order_by("since", "pk")
+    )
+
+
+def lift_restriction(tenant, restriction_id: int, *, note: str) -> SubjectRestriction:
+    """Art. 18(3): a restriction is lifted (the subject is told first). Erasure stops stay."""
+    with transaction.atomic():
+        found = (
+            SubjectRestriction.objects.for_tenant(tenant)
+            .select_for_update()
+            .filter(pk=restriction_id, lifted_at__isnull=True)
+            .first()
+        )
+        if found is None:
+            raise SubjectRestriction.DoesNotExist
+        if found.kind == RestrictionKind.ERASURE:
+            raise ValidationError({"kind": "An erasure's stop cannot be lifted."})
+        if not note.strip():
+            raise ValidationError({"note": "Say why the restriction is lifted."})
+        found.lifted_at = timezone.now()
+        found.note = f"{found.note}; lifted: {note.strip()}".strip("; ")
+        found.save(update_fields=["lifted_at", "note"])
+        record_event(
+            tenant_id=found.tenant_id,
+            action="privacy_restriction.lifted",
+            target=found,
+            before={"lifted_at": None},
+            after={"lifted_at": found.lifted_at, "purpose": found.purpose, "kind": found.kind},
+        )
+    return found
+
+
+# --- replay after a restore -----------------------------------------------------------------
+
+
+def replay_erasures(since: datetime, tenant=None) -> dict[str, int]:
+    """Apply every erasure recorded since `since` again, so that a database restored from an
+    older backup does not bring erased subjects back. Idempotent: an erased row no longer
+    matches its subject's key. Returns rows erased per source."""
+    from apps.tenancy.models import Tenant
+    from apps.tenancy.rls import all_tenants_context
+
+    replayed: dict[str, int] = {}
+    with all_tenants_context():
+        tenants = [tenant] if tenant else list(Tenant.objects.all())
+        for current in tenants:
+            records = ErasureRecord.objects.for_tenant(current).filter(
+                executed_at__gte=since, status=ErasureRecord.DONE
+            )
+            by_source: dict[str, set[str]] = {}
+            for record in records:
+                by_source.setdefault(record.source, set()).update(record.key_hashes)
+            if not by_source:
+                continue
+            context = Context(key=ident.hash_key(current))
+            for source in sources_for(current):
+                keys = by_source.get(source.name)
+                if not keys or not source.replayable:
+                    continue
+                rows = source.replay(current, keys, context)
+                replayed[f"{current.slug}:{source.name}"] = rows
+            records.update(replayed_at=timezone.now())
+            record_event(
+                tenant_id=current.pk,
+                action="privacy.erasures_replayed",
+                target_type="privacy.erasurerecord",
+                after={"since": since.isoformat(), "sources": len(by_source)},
+            )
+    return replayed

@@ -1,0 +1,487 @@
+"""Writes of the privacy app: receiving a request (deadline, duplicate detection), moving it
+through its lifecycle, verifying the subject, extending, pausing and resuming the clock, and the
+deadline reminders."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from apps.alerts.services import raise_alert, resolve_alert
+from apps.core.services import enqueue
+from apps.privacy import deadlines
+from apps.privacy.models import (
+    OPEN_STATUSES,
+    PrivacyRequest,
+    PrivacySettings,
+    RequestType,
+    Status,
+    VerificationCode,
+)
+from apps.tenancy.models import Tenant
+
+ALERT_SOURCE = "privacy"
+CODE_DIGITS = 6
+
+# Who may go where. Completion, pausing and resuming have services of their own that add what
+# they need (evidence, the clock); this table is the rule every transition is checked against.
+TRANSITIONS: dict[str, tuple[str, ...]] = {
+    Status.RECEIVED: (Status.IDENTITY_PENDING, Status.VERIFIED, Status.REJECTED, Status.CANCELED),
+    Status.IDENTITY_PENDING: (
+        Status.VERIFIED,
+        Status.REQUIRES_INPUT,
+        Status.REJECTED,
+        Status.CANCELED,
+    ),
+    Status.VERIFIED: (Status.APPROVED, Status.REQUIRES_INPUT, Status.REJECTED, Status.CANCELED),
+    Status.APPROVED: (Status.IN_PROGRESS, Status.CANCELED),
+    Status.IN_PROGRESS: (Status.COMPLETED, Status.FAILED, Status.REQUIRES_INPUT),
+    Status.REQUIRES_INPUT: (
+        Status.IDENTITY_PENDING,
+        Status.VERIFIED,
+        Status.APPROVED,
+        Status.IN_PROGRESS,
+        Status.CANCELED,
+    ),
+    Status.FAILED: (Status.IN_PROGRESS, Status.CANCELED),
+    Status.PAUSED: (),  # only `resume` leaves it, back to where it was
+    Status.COMPLETED: (),
+    Status.REJECTED: (),
+    Status.CANCELED: (),
+}
+PAUSABLE = (
+    Status.RECEIVED,
+    Status.IDENTITY_PENDING,
+    Status.VERIFIED,
+    Status.APPROVED,
+    Status.REQUIRES_INPUT,
+)
+
+
+class InvalidTransition(Exception):
+    """409: the move is not allowed from the request's status; `allowed` lists what is."""
+
+    def __init__(self, current: str, target: str, allowed: list[str]):
+        self.current, self.target, self.allowed = current, target, allowed
+        super().__init__(
+            f"A request that is {current} cannot become {target}; allowed: "
+            f"{', '.join(allowed) or 'none (it is closed)'}."
+        )
+
+
+class VerificationFailed(Exception):
+    pass
+
+
+def settings_for(tenant: Tenant) -> PrivacySettings:
+    found = PrivacySettings.objects.for_tenant(tenant).first()
+    return found or PrivacySettings(tenant=tenant)
+
+
+def local_date(tenant: Tenant, at: datetime) -> date:
+    return at.astimezone(ZoneInfo(tenant.time_zone)).date()
+
+
+def _due(request: PrivacyRequest) -> date:
+    return deadlines.due_date(
+        request.jurisdiction,
+        request.received_on,
+        extended=request.extended,
+        paused=timedelta(seconds=request.paused_seconds),
+    )
+
+
+# --- receiving ------------------------------------------------------------------------------
+
+
+def create_request(
+    tenant: Tenant,
+    *,
+    request_type: str,
+    jurisdiction: str = "",
+    subject_email: str = "",
+    subject_external_id: str = "",
+    channel: str = "web form",
+    notes: str = "",
+    received_at: datetime | None = None,
+    corrections: dict | None = None,
+    purposes: list | None = None,
+) -> PrivacyRequest:
+    """Record a request (always: an unknown subject is still a request to answer), with its
+    deadline; a repeat of an open request is recorded as its duplicate. Rectifications carry
+    their corrections, restrictions and objections their purposes, checked here (422)."""
+    from apps.privacy import rights
+    from apps.privacy.identity import Identity, request_key
+
+    if not (subject_email or subject_external_id):
+        raise ValidationError({"subject": "Give the subject's email or external id (or both)."})
+    received_at = received_at or timezone.now()
+    options = settings_for(tenant)
+    who = Identity.of(subject_email, subject_external_id)
+    request = PrivacyRequest(
+        tenant=tenant,
+        request_type=request_type,
+        jurisdiction=jurisdiction or options.default_jurisdiction,
+        subject_email=who.email,
+        subject_external_id=who.external_id,
+        subject_key=request_key(tenant, who),
+        channel=channel,
+        notes=notes,
+        received_at=received_at,
+        received_on=local_date(tenant, received_at),
+    )
+    if request_type == RequestType.RECTIFICATION:
+        request.corrections = rights.clean_corrections(tenant, corrections)
+    elif corrections:
+        raise ValidationError({"corrections": "Only a rectification carries corrections."})
+    if request_type in rights.RESTRICTING_TYPES:
+        request.purposes = rights.clean_purposes(purposes)
+    elif purposes:
+        raise ValidationError({"purposes": "Only restrictions and objections name purposes."})
+    request.due_on = _due(request)
+    request.acknowledge_by = deadlines.acknowledgement_due(
+        request.jurisdiction, request.received_on
+    )
+    with transaction.atomic():
+        request.duplicate_of = _open_duplicate(request, options.duplicate_lookback_days)
+        if request.duplicate_of is not None:
+            request.status = Status.CANCELED
+            request.last_note = (
+                f"duplicate of request {request.duplicate_of.pk}, which is being processed"
+            )
+        request.full_clean(exclude=["tenant", "duplicate_of"])
+        request.save(audit_action="privacy_request.received")
+    return request
+
+
+def _open_duplicate(request: PrivacyRequest, lookback_days: int) -> PrivacyRequest | None:
+    identity = Q(subject_key=request.subject_key)
+    if request.subject_email:
+        identity |= Q(subject_email=request.subject_email)
+    if request.subject_external_id:
+        identity |= Q(subject_external_id=request.subject_external_id)
+    since = request.received_at - timedelta(days=lookback_days)
+    return (
+        PrivacyRequest.objects.for_tenant(request.tenant_id)
+        .filter(identity, request_type=request.request_type, received_at__gte=since)
+        .filter(status__in=OPEN_STATUSES, duplicate_of__isnull=True)
+        .exclude(pk=request.pk)
+        .order_by("received_at")
+        .first()
+    )
+
+
+# --- the lifecycle --------------------------------------------------------------------------
+
+
+def allowed_transitions(request: PrivacyRequest) -> list[str]:
+    allowed = list(TRANSITIONS[request.status])
+    if request.status in PAUSABLE:
+        allowed.append(Status.PAUSED)
+    if request.status == Status.PAUSED:
+        allowed = [request.paused_from_status, Status.CANCELED]
+    return allowed
+
+
+def _locked(request: PrivacyRequest) -> PrivacyRequest:
+    return PrivacyRequest.objects.select_for_update().get(pk=request.pk)
+
+
+def transition(
+    request: PrivacyRequest,
+    target: str,
+    *,
+    note: str = "",
+    by: str = "",
+    now: datetime | None = None,
+) -> PrivacyRequest:
+    """Move a request; InvalidTransition (409) lists the allowed moves. Pausing stops the
+    clock; leaving `paused` (to where it was) adds the paused time to the due date. Starting
+    (`in_progress`) an erasure or rectification needs its dry run; it then runs in a worker, as
+    does an access package; a restriction or objection is recorded and completed at once."""
+    from apps.privacy import rights
+
+    now = now or timezone.now()
+    with transaction.atomic():
+        request = _locked(request)
+        allowed = allowed_transitions(request)
+        if target not in allowed:
+            raise InvalidTransition(request.status, target, allowed)
+        if target == Status.VERIFIED and request.status != Status.REQUIRES_INPUT:
+            if not note:
+                raise ValidationError(
+                    {"note": "Manual identity verification needs a note saying how it was done."}
+                )
+            request.verified_at = now
+            request.verification_method = "manual"
+        if target == Status.PAUSED:
+            request.paused_since = now
+            request.paused_from_status = request.status
+        elif request.status == Status.PAUSED:
+            request.paused_seconds += int((now - request.paused_since).total_seconds())
+            request.paused_since = None
+            request.paused_from_status = ""
+            request.due_on = _due(request)
+        if target == Status.IN_PROGRESS:
+            rights.check_can_start(request)
+        if target == Status.COMPLETED:
+            request.completed_at = now
+        request.status = target
+        request.last_note = f"{by}: {note}".strip(": ") if (note or by) else ""
+        request.version = F("version") + 1
+        request.save(audit_action=f"privacy_request.{target}")
+        request.refresh_from_db()
+        if target in (Status.COMPLETED, Status.REJECTED, Status.CANCELED):
+            _resolve_reminders(request)
+        if target == Status.IN_PROGRESS and request.request_type in EXPORT_TYPES:
+            # The package is built by a worker, which then completes the request.
+            enqueue("privacy.build_package", request_id=request.pk)
+        elif target == Status.IN_PROGRESS:
+            rights.on_started(request)
+    if target == Status.IN_PROGRESS and request.request_type in rights.RESTRICTING_TYPES:
+        request = rights.record_restrictions(request)
+    return request
+
+
+def extend(
+    request: PrivacyRequest, *, reason: str, notice_on: date, now: datetime | None = None
+) -> PrivacyRequest:
+    """The one extension the statute allows, with its reason and the day the subject was told."""
+    if not reason.strip():
+        raise ValidationError({"reason": "An extension needs its reason (it goes to the subject)."})
+    with transaction.atomic():
+        request = _locked(request)
+        if request.status not in OPEN_STATUSES:
+            raise InvalidTransition(request.status, "extended", [])
+        if request.extended:
+            raise ValidationError({"extended": "This request was already extended once."})
+        if notice_on > request.due_on:
+            raise ValidationError(
+                {"notice_on": "The subject must be told of an extension before the deadline."}
+            )
+        request.extended = True
+        request.extension_reason = reason.strip()
+        request.extension_notice_on = notice_on
+        request.due_on = _due(request)
+        request.reminders_sent = []
+        request.version = F("version") + 1
+        request.save(audit_action="privacy_request.extended")
+        request.refresh_from_db()
+    return request
+
+
+# --- identity verification ------------------------------------------------------------------
+
+
+def _code_hash(request: PrivacyRequest, code: str) -> str:
+    key = f"{settings.SECRET_KEY}:privacy-code:{request.pk}".encode()
+    return hmac.new(key, code.encode(), hashlib.sha256).hexdigest()
+
+
+def send_verification_code(request: PrivacyRequest) -> PrivacyRequest:
+    """Move the request to identity_pending and have a worker mail the subject a one-time code
+    (`issue_code`, through the outbox: the code itself is never stored, only its hash)."""
+    if not request.subject_email:
+        raise ValidationError({"subject_email": "Code verification needs the subject's email."})
+    with transaction.atomic():
+        if request.status == Status.RECEIVED:
+            request = transition(request, Status.IDENTITY_PENDING, note="code requested")
+        elif request.status != Status.IDENTITY_PENDING:
+            raise InvalidTransition(request.status, Status.IDENTITY_PENDING, [])
+        enqueue("privacy.issue_code", request_id=request.pk)
+    return request
+
+
+def issue_code(request: PrivacyRequest, now: datetime | None = None) -> None:
+    """Create a new code (earlier ones stop working) and mail it. Run by the worker; a mail
+    failure raises, and the task is retried with a fresh code."""
+    now = now or timezone.now()
+    code = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
+    with transaction.atomic():
+        VerificationCode.objects.filter(request=request, used_at__isnull=True).update(used_at=now)
+        VerificationCode.objects.create(
+            tenant_id=request.tenant_id,
+            request=request,
+            code_hash=_code_hash(request, code),
+            expires_at=now + timedelta(minutes=settings.PRIVACY_CODE_TTL_MINUTES),
+        )
+    send_mail(
+        "Confirm your privacy request",
+        f"Your confirmation code is {code}. It expires in {settings.PRIVACY_CODE_TTL_MINUTES} "
+        "minutes. If you did not ask us about your personal data, ignore this message.",
+        None,
+        [request.subject_email],
+    )
+
+
+def verify_code(request: PrivacyRequest, code: str, now: datetime | None = None) -> PrivacyRequest:
+    """Check a code: expired, used up (PRIVACY_CODE_MAX_ATTEMPTS) or wrong codes fail, and a
+    wrong one still counts as an attempt; a right one verifies the request."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        current = (
+            VerificationCode.objects.select_for_update()
+            .filter(request=request, used_at__isnull=True)
+            .order_by("-created_at")
+            .first()
+        )
+        problem = _code_problem(request, current, code, now)
+        if problem is None:
+            current.attempts += 1
+            current.used_at = now
+            current.save(update_fields=["attempts", "used_at"])
+            request = _locked(request)
+            if request.status != Status.IDENTITY_PENDING:
+                raise InvalidTransition(
+                    request.status, Status.VERIFIED, allowed_transitions(request)
+                )
+            request.status = Status.VERIFIED
+            request.verified_at = now
+            request.verification_method = "email code"
+            request.last_note = "identity verified by a one-time code"
+            request.version = F("version") + 1
+            request.save(audit_action="privacy_request.verified")
+            request.refresh_from_db()
+    if problem is not None:
+        raise VerificationFailed(problem)
+    return request
+
+
+def _code_problem(request, current, code: str, now: datetime) -> str | None:
+    """Why the code does not verify, or None; a wrong guess is counted (and committed)."""
+    if current is None:
+        return "No code is outstanding: ask for a new one."
+    if current.expires_at <= now:
+        return "The code has expired: ask for a new one."
+    if current.attempts >= settings.PRIVACY_CODE_MAX_ATTEMPTS:
+        return "Too many attempts: ask for a new code."
+    if not hmac.compare_digest(current.code_hash, _code_hash(request, code.strip())):
+        current.attempts += 1
+        current.save(update_fields=["attempts"])
+        left = settings.PRIVACY_CODE_MAX_ATTEMPTS - current.attempts
+        return f"Wrong code; {left} attempt(s) left."
+    return None
+
+
+# --- deadlines ------------------------------------------------------------------------------
+
+REMINDERS = ((7, 2, "due in 7 days"), (2, 2, "due in 2 days"), (0, 1, "overdue"))
+
+
+def remind_deadlines(today: date | None = None) -> int:
+    """Beat: alert 7 and 2 days before a due date and when it has passed (once each)."""
+    from apps.tenancy.rls import all_tenants_context
+
+    sent = 0
+    with all_tenants_context():
+        open_requests = PrivacyRequest.objects.filter(status__in=OPEN_STATUSES).exclude(
+            status=Status.PAUSED
+        )
+        for request in open_requests.select_related("tenant"):
+            local_today = today or local_date(request.tenant, timezone.now())
+            left = (request.due_on - local_today).days
+            for days, tier, label in REMINDERS:
+                due = left < 0 if days == 0 else left <= days
+                if not due or label in request.reminders_sent:
+                    continue
+                raise_alert(
+                    request.tenant,
+                    source=ALERT_SOURCE,
+                    tier=tier,
+                    dedup_key=f"privacy:{request.pk}:{label.replace(' ', '-')}",
+                    title=f"Privacy request {request.pk} ({request.request_type}) {label}",
+                    summary=f"Due {request.due_on:%Y-%m-%d} under {request.jurisdiction.upper()}; "
+                    f"status {request.status}.",
+                    details={"request": request.pk, "due_on": request.due_on.isoformat()},
+                )
+                PrivacyRequest.objects.filter(pk=request.pk).update(
+                    reminders_sent=[*request.reminders_sent, label]
+                )
+                request.reminders_sent = [*request.reminders_sent, label]
+                sent += 1
+    return sent
+
+
+def _resolve_reminders(request: PrivacyRequest) -> None:
+    for _days, _tier, label in REMINDERS:
+        resolve_alert(request.tenant, f"privacy:{request.pk}:{label.replace(' ', '-')}")
+
+
+# --- access and portability packages --------------------------------------------------------
+
+EXPORT_TYPES = ("access", "portability")
+DOWNLOAD_SALT = "privacy.package"
+
+
+def complete_with_package(request: PrivacyRequest) -> PrivacyRequest:
+    """Build the package, keep it as evidence (its SHA-256, row counts per source, redactions),
+    and complete the request. A failure leaves the request `failed` (retryable), never
+    `completed`."""
+    from apps.audit.services import store_evidence
+    from apps.privacy.connectors import Pending, forget_results
+    from apps.privacy.package import build_package
+
+    try:
+        package = build_package(request)
+    except Pending:
+        return request  # a connector answers by callback, which queues this again
+    except Exception as exc:
+        transition(request, Status.FAILED, note=f"package failed: {type(exc).__name__}: {exc}")
+        raise
+    forget_results(request)
+    with transaction.atomic():
+        request = _locked(request)
+        # The evidence and the stored manifest name the subject by key only: they outlive an
+        # erasure of the subject (the file in the package names them; it is deleted then).
+        stored = {**package.manifest, "subject": {"key": request.subject_key}}
+        evidence = store_evidence(
+            tenant_id=request.tenant_id,
+            kind="privacy_package",
+            content={"request": request.pk, "sha256": package.sha256, "manifest": stored},
+            period=timezone.now().date().isoformat(),
+        )
+        PrivacyRequest.objects.filter(pk=request.pk).update(
+            package_path=str(package.path),
+            package_sha256=package.sha256,
+            package_manifest=stored,
+            evidence=evidence,
+        )
+        request.refresh_from_db()
+        request = transition(
+            request,
+            Status.COMPLETED,
+            note=f"package of {package.manifest['rows']} rows, sha256 {package.sha256[:12]}",
+        )
+    return request
+
+
+def download_token(request: PrivacyRequest) -> str:
+    from django.core import signing
+
+    return signing.dumps(
+        {"request": request.pk, "sha256": request.package_sha256}, salt=DOWNLOAD_SALT
+    )
+
+
+def package_for_token(token: str) -> PrivacyRequest:
+    """The request a download link is for; signing.BadSignature / SignatureExpired otherwise."""
+    from django.core import signing
+
+    data = signing.loads(token, salt=DOWNLOAD_SALT, max_age=settings.PRIVACY_DOWNLOAD_DAYS * 86400)
+    from apps.tenancy.rls import all_tenants_context
+
+    with all_tenants_context():
+        request = PrivacyRequest.objects.get(pk=data["request"])
+    if request.package_sha256 != data["sha256"]:
+        raise signing.BadSignature("the package was rebuilt; ask for a new link")
+    return request
