@@ -12,13 +12,14 @@ import json
 import zoneinfo
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 from django.db.models import Count, Max, QuerySet, Sum
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from rest_framework.renderers import JSONRenderer
 
 from apps.compliance import gate
@@ -193,6 +194,10 @@ class GateAnswer:
 
 
 def _gate_key(pull_request_id: int, version: int, settings_version, catalog) -> str:
+    if isinstance(catalog, str):  # SQLite returns the raw aggregate as text
+        catalog = parse_datetime(catalog)
+        if catalog is not None and timezone.is_naive(catalog):
+            catalog = timezone.make_aware(catalog, UTC)
     stamp = catalog.timestamp() if catalog else 0
     return f"compliance:gate:{pull_request_id}:{version}:{settings_version}:{stamp}"
 

@@ -49,10 +49,12 @@ def save_table(table: ExternalTable) -> ExternalTable:
     """Checked against the live table: columns exist, strategies suit their types."""
     if table.database.tenant_id != table.tenant_id:
         raise ValidationError({"database": "No such database."})
+    if "." not in table.table:
+        table.table = f"public.{table.table}"
+    check_table(table)
     duplicate = ExternalTable.objects.filter(database=table.database, table=table.table)
     if duplicate.exclude(pk=table.pk).exists():
         raise ValidationError({"table": f"{table.table} is already declared."})
-    check_table(table)
     table.save(audit_action="privacy_table.saved")
     return table
 

@@ -69,6 +69,12 @@ def _expire_packages(queryset: models.QuerySet) -> int:
     return len(paths)
 
 
+def _resolved_violations() -> Q:
+    from apps.compliance.models import ViolationStatus
+
+    return Q(status=ViolationStatus.RESOLVED)
+
+
 def _slo_raw() -> timedelta:
     # One day beyond the raw retention, so an hour at the ingestion limit is never recomputed
     # from a half-purged hour (the SLO ingestion accepts minutes up to SLO_RAW_RETENTION_DAYS).
@@ -103,7 +109,7 @@ CATEGORIES: dict[str, Category] = {
             "resolved_at",
             "compliance violations resolved by a later run",
             keep=lambda: timedelta(days=settings.COMPLIANCE_VIOLATION_RETENTION_DAYS),
-            scope=lambda: Q(status="RESOLVED"),
+            scope=_resolved_violations,
         ),
         Category(
             "compliance-trends",

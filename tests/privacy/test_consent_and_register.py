@@ -124,3 +124,27 @@ def test_the_article_30_record_exports_and_prints(officer, tenant, admin_client_
     assert page.status_code == 200
     html = page.content.decode()
     assert "Record of processing activities" in html and "standard contractual clauses" in html
+
+
+@pytest.mark.postgres
+def test_consent_completeness_names_subjects_with_data_but_no_record(tenant, shop):
+    from django.core.management import CommandError, call_command
+
+    from apps.privacy.models import PrivacySettings
+    from tests.privacy.conftest import declare_shop, record_portal_consent, seed_shop
+
+    seed_shop(shop)  # ana (as ANA.SILVA@...) and bob, in customers and orders
+    declare_shop(tenant, shop)
+    record_portal_consent(tenant)  # ana: marketing-email
+    PrivacySettings.objects.update_or_create(
+        tenant=tenant, defaults={"required_purposes": ["marketing-email", "analytics"]}
+    )
+    out = io.StringIO()
+    with pytest.raises(CommandError, match="3 missing consent record"):
+        call_command("consent_completeness", "--tenant", tenant.slug, "--json", stdout=out)
+    report = json.loads(out.getvalue())[tenant.slug]
+    assert report["subjects_with_data"] == 2
+    assert report["missing"] == {
+        "analytics": ["ana.silva@example.com", "bob@example.com"],
+        "marketing-email": ["bob@example.com"],
+    }

@@ -90,7 +90,7 @@ def test_the_access_package_holds_every_personal_value_of_three_sources_and_no_s
     manifest, text = _package_text(request)
     rows = {s["source"]: s["rows"] for s in manifest["sources"]}
     assert rows["external.shop.public.customers"] == 1  # matched case-insensitively
-    assert rows["external.shop.orders"] == 3
+    assert rows["external.shop.public.orders"] == 3
     assert rows["connector.crm"] == 1
     assert rows["privacy.consents"] == 1 and rows["privacy.requests"] == 1
     for value in (EMAIL, *PERSONAL.values()):
@@ -161,7 +161,7 @@ def test_erasure_leaves_no_personal_value_anywhere_but_legal_holds(subject, crm,
     planned = subject.post(f"/api/v1/privacy/requests/{request.pk}/preview").json()["plan"]
     by_source = {s["source"]: s for s in planned["sources"]}
     assert by_source["external.shop.public.customers"]["rows"] == 1
-    orders = by_source["external.shop.orders"]
+    orders = by_source["external.shop.public.orders"]
     assert orders["rows"] == 3 and orders["fields"]["shipping_address"]["values"] == 3
     assert orders["fields"]["invoice_number"]["legal_hold"] == INVOICE_HOLD
     assert by_source["connector.crm"]["rows"] == 1
@@ -180,7 +180,7 @@ def test_erasure_leaves_no_personal_value_anywhere_but_legal_holds(subject, crm,
     assert request.status == Status.COMPLETED, request.outcome
     records = {r.source: r for r in ErasureRecord.objects.filter(request=request)}
     assert records["external.shop.public.customers"].rows == 1
-    assert records["external.shop.orders"].retained == {"invoice_number": INVOICE_HOLD}
+    assert records["external.shop.public.orders"].retained == {"invoice_number": INVOICE_HOLD}
     assert records["privacy.consents"].status == ErasureRecord.RETAINED
     assert records["connector.crm"].rows == 1 and EMAIL not in crm.records
     assert not package_file.exists(), "the earlier access package is deleted with the data"
