@@ -4,8 +4,6 @@ data. Writes go through apps/privacy/services.py."""
 
 from __future__ import annotations
 
-import json
-
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -13,7 +11,7 @@ from django.db.models import F
 from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from apps.core.admin_mixins import TenantScopedAdmin
 from apps.privacy import rights, services
@@ -66,6 +64,24 @@ def _step(target: str, description: str, *, note: str = ""):
     action.__name__ = f"to_{target}"
     action.short_description = description
     return action
+
+
+def _fields_text(entry: dict) -> str:
+    parts = []
+    for name, field in sorted(entry.get("fields", {}).items()):
+        if field.get("legal_hold"):
+            parts.append(f"{name}: legal hold")
+        elif field.get("strategy", "keep") != "keep":
+            parts.append(f"{name}: {field['strategy']} ({field.get('values', 0)})")
+    return ", ".join(parts) or "nothing to change"
+
+
+def _holds_text(retained: dict) -> str:
+    """Fields kept on legal hold, grouped by their reason."""
+    by_reason: dict[str, list[str]] = {}
+    for name, reason in sorted(retained.items()):
+        by_reason.setdefault(reason, []).append(name)
+    return "; ".join(f"{', '.join(names)} kept: {reason}" for reason, names in by_reason.items())
 
 
 class PrivacyRequestForm(forms.ModelForm):
@@ -169,16 +185,43 @@ class PrivacyRequestAdmin(PrivacyOnly, TenantScopedAdmin):
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
             return self.readonly_fields
+        return tuple(self.fields) + self.readonly_fields  # changes go through the actions
+
+    def get_fieldsets(self, request, obj=None):
+        if obj is None:
+            return super().get_fieldsets(request, obj)
         return (
-            "tenant",
-            "request_type",
-            "jurisdiction",
-            "subject_email",
-            "subject_external_id",
-            "channel",
-            "corrections",
-            "purposes",
-            *self.readonly_fields,
+            (
+                None,
+                {
+                    "fields": (
+                        ("request_type", "jurisdiction", "status"),
+                        ("subject_email", "subject_external_id", "channel"),
+                        ("received_on", "due_on", "acknowledge_by"),
+                        "last_note",
+                        "allowed",
+                    )
+                },
+            ),
+            (
+                "What the right does",
+                {"fields": ("corrections", "purposes", "plan_display", "outcome_display")},
+            ),
+            (
+                "Clock, identity and evidence",
+                {
+                    "fields": (
+                        ("extended", "extension_reason", "extension_notice_on"),
+                        ("paused_since", "paused_seconds"),
+                        ("verified_at", "verification_method"),
+                        "duplicate_of",
+                        "notes",
+                        "evidence",
+                        "tenant",
+                        "version",
+                    )
+                },
+            ),
         )
 
     @admin.display(description="Due", ordering="due_on")
@@ -201,20 +244,51 @@ class PrivacyRequestAdmin(PrivacyOnly, TenantScopedAdmin):
     def plan_display(self, obj):
         if not obj.plan:
             return "—"
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    entry["source"],
+                    entry.get("rows", "—"),
+                    "delete rows" if entry.get("deletes_rows") else _fields_text(entry),
+                    entry.get("error") or entry.get("pending") or "",
+                )
+                for entry in obj.plan.get("sources", [])
+            ),
+        )
+        taken = f"{obj.planned_at:%Y-%m-%d %H:%M}" if obj.planned_at else ""
         return format_html(
-            "<p>{} rows in {} sources, taken {}</p><pre>{}</pre>",
+            "<p>{} rows matched; dry run of {}</p><table class='privacy-plan'><thead><tr>"
+            "<th>source</th><th>rows</th><th>fields: strategy (values)</th><th>problem</th>"
+            "</tr></thead><tbody>{}</tbody></table>",
             obj.plan.get("rows", 0),
-            len(obj.plan.get("sources", [])),
-            f"{obj.planned_at:%Y-%m-%d %H:%M}" if obj.planned_at else "",
-            json.dumps(obj.plan.get("sources", []), indent=2, sort_keys=True),
+            taken,
+            rows,
         )
 
     @admin.display(description="What was done, per source")
     def outcome_display(self, obj):
         if not obj.outcome:
             return "—"
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td class='privacy-{}'>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    entry["source"],
+                    entry.get("status", ""),
+                    entry.get("status", ""),
+                    entry.get("rows", 0),
+                    _holds_text(entry.get("retained", {})) or entry.get("detail", ""),
+                )
+                for entry in obj.outcome.get("sources", [])
+            ),
+        )
         return format_html(
-            "<pre>{}</pre>", json.dumps(obj.outcome.get("sources", []), indent=2, sort_keys=True)
+            "<table class='privacy-plan'><thead><tr><th>source</th><th>status</th><th>rows</th>"
+            "<th>legal hold / detail</th></tr></thead><tbody>{}</tbody></table>",
+            rows,
         )
 
     @admin.action(description="Dry run an erasure or rectification")

@@ -174,6 +174,8 @@ class PrivacyRequest(AuditedModel, TenantOwned):
 
     @property
     def subject_label(self) -> str:
+        if self.erased_at and not (self.subject_email or self.subject_external_id):
+            return f"erased (key {self.subject_key[:10]}…)"
         return self.subject_email or self.subject_external_id or "(unknown subject)"
 
 

@@ -7,7 +7,13 @@ from datetime import timedelta
 from django.db.models import Count
 from django.utils import timezone
 
-from apps.privacy.models import OPEN_STATUSES, PrivacyRequest
+from apps.privacy.models import (
+    OPEN_STATUSES,
+    ErasureRecord,
+    PrivacyRequest,
+    RetentionRun,
+    SubjectRestriction,
+)
 from apps.privacy.services import local_date
 
 
@@ -29,4 +35,15 @@ def overview(tenant) -> dict:
         ).count(),
         "nearest": nearest,
         "today": today,
+        "erasures_30d": requests.filter(erased_at__gte=timezone.now() - timedelta(days=30)).count(),
+        "failed_sources": ErasureRecord.objects.for_tenant(tenant)
+        .filter(status=ErasureRecord.FAILED)
+        .count(),
+        "restrictions": SubjectRestriction.objects.for_tenant(tenant)
+        .filter(lifted_at__isnull=True)
+        .count(),
+        "last_retention": RetentionRun.objects.for_tenant(tenant)
+        .filter(dry_run=False)
+        .order_by("-started_at")
+        .first(),
     }

@@ -168,13 +168,24 @@ def test_only_privacy_officers_of_the_tenant_see_requests(
     assert stranger.get("/api/v1/privacy/requests").json()["results"] == []
 
 
-def test_demo_and_tile(tenant, admin_client_for):
+def test_demo_and_tile(tenant, admin_client_for, settings, tmp_path):
     from apps.privacy.demo import load_demo
+    from apps.privacy.models import ErasureRecord, RetentionRun, SubjectRestriction
 
-    assert load_demo(tenant) == 6
+    settings.EVIDENCE_DIR = tmp_path / "evidence"
+    assert load_demo(tenant) == 7
     assert load_demo(tenant) == 0
+    statuses = dict(PrivacyRequest.objects.values_list("request_type", "status").order_by())
+    assert statuses["objection"] == "completed" and statuses["rectification"] == "paused"
+    erased = PrivacyRequest.objects.get(request_type="erasure", status="completed")
+    assert erased.subject_email == "" and erased.erased_at
+    assert ErasureRecord.objects.filter(request=erased, status="retained").exists()  # consent
+    assert SubjectRestriction.objects.filter(kind="objection").count() == 2
+    run = RetentionRun.objects.get()
+    assert run.report["policies"]["idempotency-keys"]["rows"] == 40
     page = admin_client_for(tenant).get("/admin/").content.decode()
     tile = page[page.index(">Privacy requests<") :]
     assert "overdue" in tile and "not installed yet" not in tile
+    assert "active restrictions" in tile and "40 rows (completed)" in tile
     listing = admin_client_for(tenant).get("/admin/privacy/privacyrequest/").content.decode()
     assert "days overdue" in listing and "ana.silva@example.com" in listing

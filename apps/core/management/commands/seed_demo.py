@@ -72,8 +72,12 @@ class Command(SystemCommand):
             self.stdout.write("SLO demo loaded: 3 services, 4 SLOs (search is paging), a canary")
         from apps.privacy.demo import load_demo as load_privacy_demo
 
-        if load_privacy_demo(tenant):
-            self.stdout.write("privacy demo loaded: 6 requests (one overdue, one a duplicate)")
+        count = load_privacy_demo(tenant)
+        if count:
+            self.stdout.write(
+                f"privacy demo loaded: {count} requests (one overdue, one a duplicate, an "
+                "erasure done, an objection recorded), consent records and a retention run"
+            )
         from apps.drills.demo import load_demo as load_drills_demo
 
         statuses = load_drills_demo(tenant)
