@@ -19,7 +19,6 @@ from django.db import connection
 from apps.privacy import consents, datamap
 from apps.privacy.models import ExternalDatabase, ExternalTable, WebhookConnector
 
-EXT_DB = "opsportal_privacy_ext"
 CONNECTOR_SECRET = "crm-signing-secret-0123456789"
 INVOICE_HOLD = "Tax law: invoices are kept 10 years (legal obligation)"
 
@@ -48,22 +47,20 @@ def _owner_conninfo(dbname: str) -> str:
     return portal_target().with_dbname(dbname)
 
 
-def external_conninfo() -> str:
-    return _owner_conninfo(EXT_DB)
-
-
 @pytest.fixture(scope="session")
 def _external_database(django_db_setup, django_db_blocker):
     if connection.vendor != "postgresql":
         pytest.skip("external PostgreSQL sources need PostgreSQL")
+    # Named after the test database, so two suites on one server never share it.
+    name = f"{connection.settings_dict['NAME']}_privacy_ext"[:63]
     with django_db_blocker.unblock():
         admin = _owner_conninfo(connection.settings_dict["NAME"])
     with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{EXT_DB}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{EXT_DB}"')
-    yield external_conninfo()
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield _owner_conninfo(name)
     with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{EXT_DB}" WITH (FORCE)')
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 SHOP_SCHEMA = """
