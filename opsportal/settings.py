@@ -186,6 +186,7 @@ PG_BIN_DIR = env.str("PG_BIN_DIR", default="")
 PRIVACY_CODE_TTL_MINUTES = env.int("PRIVACY_CODE_TTL_MINUTES", default=30)
 PRIVACY_CODE_MAX_ATTEMPTS = env.int("PRIVACY_CODE_MAX_ATTEMPTS", default=5)
 PRIVACY_DOWNLOAD_DAYS = env.int("PRIVACY_DOWNLOAD_DAYS", default=7)
+PRIVACY_ERASURE_JOURNAL = env.str("PRIVACY_ERASURE_JOURNAL", default="")
 RETENTION_BATCH_SIZE = env.int("RETENTION_BATCH_SIZE", default=5000)
 
 # --- Security headers -------------------------------------------------------------------------

@@ -175,7 +175,6 @@ class PrivacyRequestAdmin(PrivacyOnly, TenantScopedAdmin):
         ),
         _step(Status.APPROVED, "Approve"),
         _step(Status.IN_PROGRESS, "Start processing"),
-        _step(Status.COMPLETED, "Mark completed"),
         _step(Status.REQUIRES_INPUT, "Needs input from the subject"),
         _step(Status.PAUSED, "Pause (stops the clock)"),
         _step(Status.REJECTED, "Reject"),

@@ -26,6 +26,8 @@ from apps.privacy.models import (
     SubjectRestriction,
     WebhookConnector,
 )
+from apps.tenancy.roles import Role
+from apps.tenancy.selectors import has_role_in_active_tenant
 
 
 def _form_errors(form: forms.ModelForm, exc: ValidationError) -> None:
@@ -41,7 +43,7 @@ class DatabaseForm(forms.ModelForm):
         required=False,
         widget=forms.PasswordInput(render_value=False),
         help_text="postgresql://user:password@host:5432/dbname (stored encrypted; leave empty "
-        "to keep the current one)",
+        "to keep the current one). Checked by connecting; never the portal's own database.",
     )
 
     class Meta:
@@ -54,7 +56,7 @@ class DatabaseForm(forms.ModelForm):
             return cleaned
         construct_instance(self, self.instance, self.Meta.fields)
         try:
-            datamap.save_database(self.instance, dsn=cleaned.get("dsn"))
+            self.normalised_dsn = datamap.clean_database(self.instance, dsn=cleaned.get("dsn"))
         except ValidationError as exc:
             _form_errors(self, exc)
         return cleaned
@@ -62,16 +64,27 @@ class DatabaseForm(forms.ModelForm):
 
 @admin.register(ExternalDatabase)
 class ExternalDatabaseAdmin(PrivacyOnly, TenantScopedAdmin):
+    """A DSN reaches a database with the DSN's own rights: declaring one is for tenant admins."""
+
     form = DatabaseForm
     list_display = ("name", "dsn_hint", "enabled", "tables")
     readonly_fields = ("dsn_hint", "version")
+
+    def _tenant_admin(self, request) -> bool:
+        return has_role_in_active_tenant(request.user, request, (Role.TENANT_ADMIN,))
+
+    def has_add_permission(self, request, *args):
+        return super().has_add_permission(request, *args) and self._tenant_admin(request)
+
+    def has_change_permission(self, request, obj=None):
+        return super().has_change_permission(request, obj) and self._tenant_admin(request)
 
     @admin.display(description="Tables")
     def tables(self, obj):
         return ", ".join(t.table for t in obj.tables.all()) or "—"
 
     def save_model(self, request, obj, form, change):
-        """Saved (validated, encrypted, audited) by the form's clean."""
+        datamap.save_database(obj, dsn=form.cleaned_data.get("dsn"))
 
 
 class TableForm(forms.ModelForm):
@@ -94,7 +107,7 @@ class TableForm(forms.ModelForm):
             return cleaned
         construct_instance(self, self.instance, self.Meta.fields)
         try:
-            datamap.save_table(self.instance)
+            datamap.clean_table(self.instance)
         except ValidationError as exc:
             _form_errors(self, exc)
         return cleaned
@@ -120,7 +133,7 @@ class ExternalTableAdmin(PrivacyOnly, TenantScopedAdmin):
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def save_model(self, request, obj, form, change):
-        """Saved (checked against the live table, audited) by the form's clean."""
+        datamap.save_table(obj)
 
 
 class ConnectorForm(forms.ModelForm):
@@ -142,7 +155,7 @@ class ConnectorForm(forms.ModelForm):
             return cleaned
         construct_instance(self, self.instance, self.Meta.fields)
         try:
-            self.generated = datamap.save_connector(self.instance, secret=cleaned.get("secret"))
+            datamap.clean_connector(self.instance, secret=cleaned.get("secret"))
         except ValidationError as exc:
             _form_errors(self, exc)
         return cleaned
@@ -155,7 +168,7 @@ class WebhookConnectorAdmin(PrivacyOnly, TenantScopedAdmin):
     readonly_fields = ("secret_hint", "version")
 
     def save_model(self, request, obj, form, change):
-        generated = getattr(form, "generated", None)
+        generated = datamap.save_connector(obj, secret=form.cleaned_data.get("secret"))
         if generated:
             self.message_user(
                 request,

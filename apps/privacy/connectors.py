@@ -26,12 +26,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import time
 from collections.abc import Iterator
 
 import httpx
 from django.conf import settings
 from django.core import signing
+from django.db import transaction
 from django.utils import timezone
 
 from apps.alerts.validation import check_resolved_target
@@ -125,48 +127,51 @@ class ConnectorSource(Source):
                 follow_redirects=False,
             )
         except (httpx.HTTPError, OSError, PermissionError) as exc:
-            self._failed(call, f"{type(exc).__name__}: {exc}")
+            self._failed(call, type(exc).__name__, str(exc))
         if response.status_code == 202:
-            call.status, call.error = ConnectorCall.PENDING, ""
-            call.save(update_fields=["status", "error"])
+            # A fast connector may have called back already: only a call still waiting to be
+            # sent becomes pending, never one the callback completed.
+            ConnectorCall.objects.filter(
+                pk=call.pk, status__in=(ConnectorCall.NEW, ConnectorCall.FAILED)
+            ).update(status=ConnectorCall.PENDING, error="")
+            call.refresh_from_db()
+            if call.status == ConnectorCall.DONE:
+                return call.result
             raise Pending(f"{self.name}: the connector will answer by callback")
         if response.status_code != 200:
-            self._failed(call, f"HTTP {response.status_code}: {response.text[:200]}")
+            self._failed(call, f"HTTP {response.status_code}", response.text[:200])
         try:
             result = response.json()
         except ValueError:
-            self._failed(call, "the answer is not JSON")
+            self._failed(call, "the answer is not JSON", "")
         return record_result(call, result)
 
-    def _failed(self, call: ConnectorCall, error: str):
-        call.status, call.error = ConnectorCall.FAILED, error[:1000]
+    def _failed(self, call: ConnectorCall, reason: str, detail: str):
+        """The reason goes into the request's outcome for good, so it names no data; what the
+        connector said is kept on the call (cleared with its results)."""
+        call.status, call.error = ConnectorCall.FAILED, f"{reason}: {detail}"[:1000]
         call.save(update_fields=["status", "error"])
-        raise SourceError(f"{self.name}: {error}")
+        raise SourceError(f"{self.name}: {reason}")
 
     # --- the five questions -----------------------------------------------------------------
 
     def export(self, tenant, who: Identity, context) -> Iterator[dict]:
-        result = self._call(context.request, "access", who)
-        categories = result.get("fields") or {}
-        for row in result.get("rows") or []:
-            if isinstance(row, dict):
-                yield {k: v for k, v in row.items() if categories.get(k, "content") != SECRET}
+        yield from self._call(context.request, "access", who)["rows"]  # secrets already dropped
 
     def preview(self, tenant, who: Identity, context) -> Preview:
         result = self._call(context.request, "preview", who)
-        fields = result.get("fields") if isinstance(result.get("fields"), dict) else {}
         return Preview(
-            source=self.name, kind=self.kind, rows=_count(result.get("rows")), fields=fields
+            source=self.name, kind=self.kind, rows=result["rows"], fields=result.get("fields", {})
         )
 
     def erase(self, tenant, who: Identity, context) -> Outcome:
         result = self._call(context.request, "erase", who)
-        retained = result.get("retained") if isinstance(result.get("retained"), dict) else {}
+        retained = result.get("retained", {})
         return Outcome(
             source=self.name,
-            status="retained" if retained and not _count(result.get("rows")) else "done",
-            rows=_count(result.get("rows")),
-            retained={str(k): str(v) for k, v in retained.items()},
+            status="retained" if retained and not result["rows"] else "done",
+            rows=result["rows"],
+            retained=retained,
             detail="erased by the connected system",
         )
 
@@ -175,7 +180,7 @@ class ConnectorSource(Source):
         return Outcome(
             source=self.name,
             status="done",
-            rows=_count(result.get("rows")),
+            rows=result["rows"],
             strategies=dict.fromkeys(changes, "set"),
         )
 
@@ -193,20 +198,71 @@ def _count(value) -> int:
     return 0
 
 
+def _category(value) -> str:
+    if isinstance(value, dict):
+        value = value.get("category", "content")
+    return str(value) if value else "content"
+
+
+def cleaned(action: str, result: dict) -> dict:
+    """What is kept of an answer until it is used: for access, the rows without the fields the
+    connector says are secret; for the others, counts and field treatments only."""
+    if action == "access":
+        categories = result.get("fields") if isinstance(result.get("fields"), dict) else {}
+        secret = {name for name, value in categories.items() if _category(value) == SECRET}
+        rows = result.get("rows") if isinstance(result.get("rows"), list) else []
+        return {
+            "rows": [
+                {k: v for k, v in row.items() if k not in secret}
+                for row in rows
+                if isinstance(row, dict)
+            ],
+            "fields": {name: _category(value) for name, value in categories.items()},
+        }
+    kept: dict = {"rows": _count(result.get("rows"))}
+    if action == "preview" and isinstance(result.get("fields"), dict):
+        kept["fields"] = {
+            str(name)[:100]: {
+                "strategy": str(value.get("strategy", ""))[:40],
+                "values": _count(value.get("values")),
+            }
+            for name, value in result["fields"].items()
+            if isinstance(value, dict)
+        }
+    if action == "erase" and isinstance(result.get("retained"), dict):
+        kept["retained"] = {str(k)[:100]: str(v)[:300] for k, v in result["retained"].items()}
+    return kept
+
+
 def record_result(call: ConnectorCall, result) -> dict:
     if not isinstance(result, dict):
         call.status, call.error = ConnectorCall.FAILED, "the answer is not a JSON object"
         call.save(update_fields=["status", "error"])
         raise SourceError(f"connector.{call.connector.name}: the answer is not a JSON object")
-    call.status, call.error, call.result = ConnectorCall.DONE, "", result
+    call.status, call.error = ConnectorCall.DONE, ""
+    call.result = cleaned(call.action, result)
     call.answered_at = timezone.now()
     call.save(update_fields=["status", "error", "result", "answered_at"])
-    return result
+    return call.result
+
+
+# Answers that are personal (access rows) or only good for one dry run are asked again next time.
+ASKED_AGAIN = ("access", "preview")
 
 
 def forget_results(request: PrivacyRequest) -> None:
-    """Clear what connectors answered (it may hold personal data) once it has been used."""
-    ConnectorCall.objects.filter(request=request).exclude(result={}).update(result={})
+    """Once an answer has been used (or the request failed or closed), clear what connectors
+    said: an access answer holds personal data, a dry run's counts go stale. Those calls are made
+    again if the request runs again; an erasure or rectification that was done is not redone."""
+    calls = ConnectorCall.objects.filter(request=request)
+    calls.filter(action__in=ASKED_AGAIN).update(status=ConnectorCall.NEW, result={}, error="")
+    calls.exclude(action__in=ASKED_AGAIN).update(error="")
+
+
+def forget_subject(requests) -> int:
+    """During an erasure: clear every connector answer and error kept for the subject's
+    requests (`requests`, a queryset), whatever their state."""
+    return ConnectorCall.objects.filter(request__in=requests).update(result={}, error="")
 
 
 class CallbackRefused(Exception):
@@ -223,23 +279,39 @@ def receive_callback(token: str, body: bytes, headers) -> ConnectorCall:
         raise CallbackRefused(410, "This callback link has expired.") from None
     except signing.BadSignature:
         raise CallbackRefused(404, "Unknown callback.") from None
-    call = ConnectorCall.objects.select_related("connector").filter(pk=data.get("call")).first()
+    call = (
+        ConnectorCall.objects.select_related("connector", "request")
+        .filter(pk=data.get("call"))
+        .first()
+    )
     if call is None:
         raise CallbackRefused(404, "Unknown callback.")
     stamp = headers.get(TIMESTAMP_HEADER, "")
     given = headers.get(SIGNATURE_HEADER, "")
     secret = crypto.decrypt(call.connector.secret_ciphertext)
-    if not stamp.isdigit() or abs(time.time() - int(stamp)) > SIGNATURE_TOLERANCE:
+    if not _STAMP.fullmatch(stamp) or abs(time.time() - int(stamp)) > SIGNATURE_TOLERANCE:
         raise CallbackRefused(401, "Missing or stale X-Opsportal-Timestamp.")
-    if not hmac.compare_digest(given, signature(secret, stamp, body)):
+    expected = signature(secret, stamp, body).encode()
+    if not hmac.compare_digest(given.encode("utf-8", "replace"), expected):
         raise CallbackRefused(401, "Bad X-Opsportal-Signature.")
-    if call.status == ConnectorCall.DONE:
-        return call  # a retried callback: the first answer stands
     try:
         result = json.loads(body)
     except ValueError:
         raise CallbackRefused(400, "The body is not JSON.") from None
     if not isinstance(result, dict):
         raise CallbackRefused(400, "The body must be a JSON object.")
-    record_result(call, result)
+    if result.get("call_id") != call.pk:
+        # The signature covers the body; the body must name this call, so a signed answer to
+        # one call cannot be replayed to another.
+        raise CallbackRefused(400, "The body's call_id does not name this call.")
+    with transaction.atomic():
+        call = ConnectorCall.objects.select_for_update().get(pk=call.pk)
+        if call.status == ConnectorCall.DONE:
+            return call  # a retried callback: the first answer stands
+        if call.status != ConnectorCall.PENDING or call.request.status != "in_progress":
+            raise CallbackRefused(409, "This call is not waiting for an answer.")
+        record_result(call, result)
     return call
+
+
+_STAMP = re.compile(r"[0-9]{1,12}")

@@ -6,15 +6,18 @@ import csv
 import io
 import json
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 
 from apps.audit.services import record_event
 from apps.privacy.models import ConsentRecord, ProcessingActivity
 from apps.tenancy.models import Tenant
 
 EXPORT_FIELDS = ("subject", "purpose", "granted", "policy_version", "source", "given_at")
+CLOCK_SKEW = timedelta(minutes=5)
 ACTIVITY_FIELDS = ("name", *ProcessingActivity.audit_fields[1:])
 
 
@@ -28,6 +31,11 @@ def record_consent(
     source: str,
     given_at: datetime,
 ) -> ConsentRecord:
+    """Append one record. `given_at` may lie in the past (a form submitted offline) but not in
+    the future: the current state is the latest statement, and a future one would outrank a
+    withdrawal made today."""
+    if given_at > timezone.now() + CLOCK_SKEW:
+        raise ValidationError({"given_at": "Consent cannot be given in the future."})
     with transaction.atomic():
         record = ConsentRecord.objects.create(
             tenant=tenant,
@@ -65,11 +73,11 @@ def state_of(tenant: Tenant, subject: str) -> dict:
             }
             for purpose, r in sorted(current.items())
         },
-        "history": [_row(r) for r in history],
+        "history": [row_of(r) for r in history],
     }
 
 
-def _row(record: ConsentRecord) -> dict:
+def row_of(record: ConsentRecord) -> dict:
     return {
         "subject": record.subject,
         "purpose": record.purpose,
@@ -81,14 +89,23 @@ def _row(record: ConsentRecord) -> dict:
 
 
 def export_stream(tenant: Tenant, fmt: str) -> Iterator[str]:
-    """Every record, streamed in pages (memory does not grow with the number of records)."""
+    """Every record, streamed in pages (memory does not grow with the number of records). The
+    response is consumed after the request's database scope has been cleared, so the generator
+    enters the tenant's scope itself: without it, row-level security shows no rows."""
+    from apps.tenancy.rls import tenant_context
+
+    with tenant_context(tenant):
+        yield from _export(tenant, fmt)
+
+
+def _export(tenant: Tenant, fmt: str) -> Iterator[str]:
     rows = ConsentRecord.objects.for_tenant(tenant).order_by("pk").iterator(chunk_size=2000)
     if fmt == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         writer.writerow(EXPORT_FIELDS)
         for record in rows:
-            writer.writerow([_row(record)[f] for f in EXPORT_FIELDS])
+            writer.writerow([row_of(record)[f] for f in EXPORT_FIELDS])
             if buffer.tell() > 65536:
                 yield buffer.getvalue()
                 buffer.seek(0)
@@ -97,7 +114,7 @@ def export_stream(tenant: Tenant, fmt: str) -> Iterator[str]:
         return
     yield "["
     for n, record in enumerate(rows):
-        yield ("," if n else "") + json.dumps(_row(record))
+        yield ("," if n else "") + json.dumps(row_of(record))
     yield "]\n"
 
 

@@ -22,6 +22,7 @@ import psycopg
 from django.core.exceptions import ValidationError
 from psycopg import sql
 
+from apps.drills.targets import redact, validate_dsn
 from apps.privacy import identity as ident
 from apps.privacy.identity import Identity
 from apps.privacy.masking import FieldSpec, deletes_row, masked, spec, validate_specs
@@ -30,6 +31,7 @@ from apps.privacy.sources import Outcome, Preview, Source, SourceError, check_ch
 from opsportal import crypto
 
 FETCH = 5000
+STATEMENT_TIMEOUT_MS = 600_000
 TEXT_TYPES = {"text", "character varying", "character", "citext", "USER-DEFINED"}
 DATE_TYPES = {"date", "timestamp with time zone", "timestamp without time zone"}
 CONNECT_TIMEOUT = 5
@@ -49,19 +51,95 @@ def _split(table: str) -> tuple[str, str]:
     return schema or "public", name
 
 
-@contextmanager
-def connect(database: ExternalDatabase, *, autocommit: bool = False):
+# What a declared DSN may say. Everything else (passfile, service, sslkey, options, ...) could make
+# the worker read its own files or change how statements run.
+ALLOWED_DSN_KEYS = {
+    "host",
+    "hostaddr",
+    "port",
+    "dbname",
+    "user",
+    "password",
+    "sslmode",
+    "connect_timeout",
+    "application_name",
+    "target_session_attrs",
+}
+
+
+def check_external_dsn(dsn: str) -> str:
+    """The normalised DSN, or ValidationError (422): malformed, with keys other than the
+    connection's own, a local socket, unreachable, a role that bypasses row-level security, or
+    the portal's own database (whose tables hold every tenant)."""
+    from psycopg import conninfo as pg_conninfo
+
+    normalised = validate_dsn(dsn)
+    params = pg_conninfo.conninfo_to_dict(normalised)
+    refused = sorted(set(params) - ALLOWED_DSN_KEYS)
+    if refused:
+        raise ValidationError({"dsn": f"These DSN keys are not accepted: {', '.join(refused)}."})
+    if str(params.get("host", "")).startswith("/"):
+        raise ValidationError({"dsn": "Connect over TCP (a host name or address), not a socket."})
     try:
-        conn = psycopg.connect(
-            crypto.decrypt(database.dsn_ciphertext),
-            connect_timeout=CONNECT_TIMEOUT,
-            autocommit=autocommit,
-            application_name="opsportal-privacy",
+        with _open(normalised, autocommit=True, read_only=True) as conn:
+            found = conn.execute(
+                "SELECT current_database(), pg_postmaster_start_time(), inet_server_port(), "
+                "(SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user)"
+            ).fetchone()
+    except psycopg.OperationalError as exc:
+        raise ValidationError(
+            {"dsn": f"cannot connect to {redact(normalised)}: {_first_line(exc)}"}
+        ) from None
+    if found[3]:
+        raise ValidationError(
+            {"dsn": "Use a role without SUPERUSER or BYPASSRLS: only what the tables need."}
+        )
+    if found[:3] == _portal_identity():
+        raise ValidationError(
+            {"dsn": "This is the portal's own database; its data is in the data map already."}
+        )
+    return normalised
+
+
+def _portal_identity() -> tuple | None:
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_database(), pg_postmaster_start_time(), inet_server_port()")
+        return tuple(cursor.fetchone())
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [""])[0]
+
+
+def _open(conninfo: str, *, autocommit: bool, read_only: bool):
+    """Statements are bounded; reads run read-only (also in autocommit); the worker's own
+    password file is never consulted."""
+    options = f"-c statement_timeout={STATEMENT_TIMEOUT_MS}"
+    if read_only:
+        options += " -c default_transaction_read_only=on"
+    return psycopg.connect(
+        conninfo,
+        connect_timeout=CONNECT_TIMEOUT,
+        autocommit=autocommit,
+        application_name="opsportal-privacy",
+        options=options,
+        passfile="/dev/null",
+    )
+
+
+@contextmanager
+def connect(database: ExternalDatabase, *, autocommit: bool = False, read_only: bool = False):
+    """A connection to a declared database: reads (export, dry run) are read-only transactions."""
+    try:
+        conn = _open(
+            crypto.decrypt(database.dsn_ciphertext), autocommit=autocommit, read_only=read_only
         )
     except psycopg.OperationalError as exc:
-        raise SourceError(
-            f"cannot connect to {database.dsn_hint}: {' '.join(str(exc).split())}"
-        ) from None
+        raise SourceError(f"cannot connect to {database.dsn_hint}: {_first_line(exc)}") from None
     try:
         yield conn
     finally:
@@ -85,8 +163,9 @@ def check_table(table: ExternalTable) -> None:
     if errors:
         raise ValidationError(errors)
     try:
-        with connect(table.database, autocommit=True) as conn:
+        with connect(table.database, autocommit=True, read_only=True) as conn:
             types = column_types(conn, table.table)
+            unique_key = _is_unique(conn, table.table, table.key_column)
     except SourceError as exc:
         raise ValidationError({"database": str(exc)}) from None
     if not types:
@@ -95,6 +174,20 @@ def check_table(table: ExternalTable) -> None:
         column = getattr(table, field_name)
         if column not in types:
             errors[field_name] = f"No column {column} in {table.table}."
+    if "key_column" not in errors and not unique_key:
+        errors["key_column"] = (
+            f"{table.key_column} is not unique in {table.table} (no primary key or unique index "
+            "on it alone): an erasure would rewrite other subjects' rows."
+        )
+    subject = table.columns.get(table.subject_column)
+    if subject is not None and not (spec(subject).changes or spec(subject).legal_hold):
+        errors[f"columns.{table.subject_column}"] = (
+            "The subject column must be masked (or deleted) by an erasure, or on legal hold."
+        )
+    elif subject is None:
+        errors["subject_column"] = (
+            f"Declare {table.subject_column} in columns, with how an erasure treats it."
+        )
     for column, raw in table.columns.items():
         where = f"columns.{column}"
         if column not in types:
@@ -108,6 +201,21 @@ def check_table(table: ExternalTable) -> None:
             errors[where] = f"truncate_date needs a date or timestamp column; {column} is {kind}."
     if errors:
         raise ValidationError(errors)
+
+
+def _is_unique(conn, table: str, column: str) -> bool:
+    """Whether a primary key or unique index covers exactly this one column."""
+    schema, name = _split(table)
+    return bool(
+        conn.execute(
+            "SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = i.indkey[0] "
+            "WHERE n.nspname = %s AND c.relname = %s AND a.attname = %s "
+            "AND i.indisunique AND i.indnatts = 1 AND i.indpred IS NULL",
+            [schema, name, column],
+        ).fetchone()
+    )
 
 
 class ExternalTableSource(Source):
@@ -150,7 +258,8 @@ class ExternalTableSource(Source):
         query = sql.SQL("SELECT {} FROM {} WHERE {} ORDER BY {}").format(
             self._columns(fields), self._table(), where, sql.Identifier(self.table.key_column)
         )
-        with connect(self.table.database) as conn, conn.cursor(name="privacy_export") as cursor:
+        export = connect(self.table.database, read_only=True)
+        with export as conn, conn.cursor(name="privacy_export") as cursor:
             cursor.itersize = FETCH
             cursor.execute(query, params)
             for row in cursor:
@@ -167,7 +276,7 @@ class ExternalTableSource(Source):
                 [sql.SQL("count(*)")]
                 + [sql.SQL("count({})").format(sql.Identifier(n)) for n in changing]
             )
-            with connect(self.table.database, autocommit=True) as conn:
+            with connect(self.table.database, autocommit=True, read_only=True) as conn:
                 row = conn.execute(
                     sql.SQL("SELECT {} FROM {} WHERE {}").format(counts, self._table(), where),
                     params,
@@ -275,7 +384,8 @@ class ExternalTableSource(Source):
         query = sql.SQL("SELECT DISTINCT {} FROM {} WHERE {} IS NOT NULL").format(
             column, self._table(), column
         )
-        with connect(self.table.database) as conn, conn.cursor(name="privacy_subjects") as cur:
+        reading = connect(self.table.database, read_only=True)
+        with reading as conn, conn.cursor(name="privacy_subjects") as cur:
             cur.itersize = FETCH
             cur.execute(query)
             for (value,) in cur:

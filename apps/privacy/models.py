@@ -113,6 +113,9 @@ class PrivacyRequest(AuditedModel, TenantOwned):
     paused_since = models.DateTimeField(null=True, blank=True)
     paused_from_status = models.CharField(max_length=16, blank=True)
     paused_seconds = models.PositiveBigIntegerField(default=0)
+    input_from_status = models.CharField(
+        max_length=16, blank=True, help_text="Where `requires_input` returns to."
+    )
     duplicate_of = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="duplicates"
     )

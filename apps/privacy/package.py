@@ -18,7 +18,7 @@ import tempfile
 import zipfile
 from collections import Counter
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
@@ -31,6 +31,9 @@ from apps.privacy.rights import context_for, identity_of
 from apps.privacy.sources import sources_for
 
 CHUNK = 2000
+# One encoder (json.dumps would build one per row); values JSON has no type for (uuid, inet,
+# interval, bytes ...) are written as their text.
+_JSON = json.JSONEncoder(ensure_ascii=False, default=str)
 
 
 @dataclass
@@ -56,12 +59,15 @@ class _HashingWriter(io.RawIOBase):
         return len(data)
 
 
-def _plain(value):
-    if isinstance(value, datetime | date):
+def _clean(value, redactions: Counter):
+    """A value as the package holds it: dates and decimals as text, every string scrubbed. A
+    date's ISO text cannot match a redaction pattern (no run of more than 8 digits, none of
+    their words), so it is not scanned."""
+    if isinstance(value, date):  # datetimes too
         return value.isoformat()
     if isinstance(value, Decimal):
-        return str(value)
-    return value
+        value = str(value)
+    return redaction.scrub_value(value, redactions)
 
 
 def package_dir() -> Path:
@@ -128,15 +134,18 @@ def _write_source(archive, name, fields, rows, redactions) -> tuple[dict, int]:
         writer.writerow(fields)
         json_text.write("[")
         count = 0
-        for row in rows:
-            clean = redaction.scrub_value({k: _plain(row.get(k)) for k in fields}, redactions)
-            json_text.write(("," if count else "") + "\n" + json.dumps(clean, ensure_ascii=False))
-            writer.writerow([clean[k] for k in fields])
-            count += 1
-        json_text.write("\n]\n")
-        json_text.flush()
-        json_text.detach().detach()
-        json_entry.close()
+        try:
+            for row in rows:
+                clean = {k: _clean(row.get(k), redactions) for k in fields}
+                json_text.write(("," if count else "") + "\n" + _JSON.encode(clean))
+                writer.writerow([clean[k] for k in fields])
+                count += 1
+            json_text.write("\n]\n")
+            json_text.flush()
+            json_text.detach().detach()
+        finally:
+            # An entry left open would make closing the archive fail and hide the real error.
+            json_entry.close()
         csv_text.flush()
         csv_text.detach().detach()
         spool.flush()
@@ -148,3 +157,35 @@ def _write_source(archive, name, fields, rows, redactions) -> tuple[dict, int]:
         },
         count,
     )
+
+
+def package_files_of(request_ids: list[int]) -> list[Path]:
+    """Every package file of these requests on disk, also ones no row points at any more (a
+    build whose completion failed): files are named after their request."""
+    directory = package_dir()
+    return [path for pk in request_ids for path in directory.glob(f"request-{pk}-*.zip")]
+
+
+ORPHAN_AGE_SECONDS = 3600
+
+
+def sweep_orphans(now: float | None = None) -> int:
+    """Delete package files no request points at (a build killed midway, or one whose
+    completion failed) and CSV spools left by a killed build, once an hour old."""
+    import time
+
+    now = now or time.time()
+    directory = package_dir()
+    referenced = {
+        Path(path).name
+        for path in PrivacyRequest._base_manager.exclude(package_path="").values_list(
+            "package_path", flat=True
+        )
+    }
+    removed = 0
+    for path in [*directory.glob("request-*.zip"), *directory.glob("*.csv")]:
+        if path.name in referenced or now - path.stat().st_mtime < ORPHAN_AGE_SECONDS:
+            continue
+        path.unlink(missing_ok=True)
+        removed += 1
+    return removed

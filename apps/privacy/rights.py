@@ -17,18 +17,22 @@ applications, and complete at once.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.audit.services import record_event, store_evidence
 from apps.privacy import identity as ident
+from apps.privacy import journal
 from apps.privacy.connectors import Pending, forget_results
 from apps.privacy.identity import Identity
 from apps.privacy.models import (
+    ConnectorCall,
     ErasureRecord,
     PrivacyRequest,
     RequestType,
@@ -128,8 +132,13 @@ def preview(request: PrivacyRequest, now: datetime | None = None) -> PrivacyRequ
         "request_type": request.request_type,
         "sources": sources,
         "rows": sum(entry.get("rows", 0) for entry in sources),
-        "errors": [entry["source"] for entry in sources if entry.get("error")],
+        "errors": [e["source"] for e in sources if e.get("error") or e.get("pending")],
+        "data_map": data_map_fingerprint(request.tenant),
     }
+    # A dry run's answers are good for this plan only: the next dry run asks the connectors again.
+    ConnectorCall.objects.filter(
+        request=request, action="preview", status=ConnectorCall.DONE
+    ).update(status=ConnectorCall.NEW, result={})
     with transaction.atomic():
         request = PrivacyRequest.objects.select_for_update().get(pk=request.pk)
         request.plan = plan
@@ -144,17 +153,36 @@ def preview(request: PrivacyRequest, now: datetime | None = None) -> PrivacyRequ
     return request
 
 
+def data_map_fingerprint(tenant) -> str:
+    """Changes whenever a source or a field's treatment changes: a dry run of another data map
+    does not describe what an erasure would do now."""
+    import hashlib
+    import json
+
+    described = [
+        [source.name, {name: spec.to_dict() for name, spec in source.field_specs().items()}]
+        for source in sources_for(tenant)
+    ]
+    return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def check_can_start(request: PrivacyRequest) -> None:
-    if request.request_type in PLANNED_TYPES and not request.planned_at:
+    if request.request_type not in PLANNED_TYPES:
+        return
+    if not request.planned_at:
         raise ValidationError(
             {"plan": "Run the dry run first (POST .../preview) and read what would change."}
         )
-    if request.request_type in PLANNED_TYPES and request.plan.get("errors"):
+    if request.plan.get("errors"):
         raise ValidationError(
             {
-                "plan": f"The dry run could not reach {', '.join(request.plan['errors'])}; fix "
-                "those sources and run it again."
+                "plan": f"The dry run could not reach {', '.join(request.plan['errors'])} (or "
+                "is still waiting for them); fix those sources and run it again."
             }
+        )
+    if request.plan.get("data_map") != data_map_fingerprint(request.tenant):
+        raise ValidationError(
+            {"plan": "The data map changed since the dry run; run it again and read it."}
         )
 
 
@@ -163,14 +191,7 @@ def on_started(request: PrivacyRequest) -> None:
     from apps.core.services import enqueue
 
     if request.request_type == RequestType.ERASURE:
-        SubjectRestriction.objects.get_or_create(
-            tenant_id=request.tenant_id,
-            subject_key=request.subject_key,
-            kind=RestrictionKind.ERASURE,
-            purpose="*",
-            lifted_at=None,
-            defaults={"request": request, "note": "erasure requested: stop all processing"},
-        )
+        _restrict(request, RestrictionKind.ERASURE, ["*"], "erasure requested: stop all processing")
         enqueue("privacy.execute_request", request_id=request.pk)
     elif request.request_type == RequestType.RECTIFICATION:
         enqueue("privacy.execute_request", request_id=request.pk)
@@ -179,19 +200,65 @@ def on_started(request: PrivacyRequest) -> None:
 # --- execution ------------------------------------------------------------------------------
 
 
+def _restrict(request: PrivacyRequest, kind: str, purposes: list[str], note: str) -> None:
+    """One restriction per purpose and per subject key (email and external id), so an
+    application asking by either finds it."""
+    keys = ident.keys_of(request.tenant_id, identity_of(request)) or [request.subject_key]
+    for key in keys:
+        for purpose in purposes:
+            SubjectRestriction.objects.get_or_create(
+                tenant_id=request.tenant_id,
+                subject_key=key,
+                kind=kind,
+                purpose=purpose,
+                lifted_at=None,
+                defaults={"request": request, "note": note},
+            )
+
+
+@contextmanager
+def _claimed(request: PrivacyRequest) -> Iterator[bool]:
+    """One worker at a time per request (a redelivered task, a second callback): a session
+    advisory lock on PostgreSQL, released when the run ends or its connection dies."""
+    if connection.vendor != "postgresql":
+        yield True
+        return
+    key = (CLAIM_NAMESPACE << 32) | request.pk
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
+        acquired = cursor.fetchone()[0]
+    try:
+        yield acquired
+    finally:
+        if acquired:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
+
+
+CLAIM_NAMESPACE = 0x5052  # "PR": keeps these keys apart from other advisory locks
+
+
 def execute(request: PrivacyRequest) -> PrivacyRequest:
-    """Run an erasure or rectification that is in progress (a worker calls this)."""
-    if request.request_type == RequestType.ERASURE:
-        return _erase(request)
-    if request.request_type == RequestType.RECTIFICATION:
-        return _rectify(request)
+    """Run an erasure or rectification that is in progress (a worker calls this). A run that
+    finds another one at work on the same request leaves it alone."""
+    with _claimed(request) as mine:
+        if not mine:
+            return request
+        request = PrivacyRequest.objects.get(pk=request.pk)
+        if request.status != Status.IN_PROGRESS:
+            return request
+        if request.request_type == RequestType.ERASURE:
+            return _erase(request)
+        if request.request_type == RequestType.RECTIFICATION:
+            return _rectify(request)
     raise ValueError(f"nothing to execute for a {request.request_type} request")
 
 
 def _erase(request: PrivacyRequest) -> PrivacyRequest:
-    from apps.privacy.services import transition
+    from apps.privacy.services import complete, transition
 
     context, who = context_for(request), identity_of(request)
+    plan = request.plan
     keys = ident.keys_of(request.tenant_id, who) or [request.subject_key]
     finished = {
         r.source: r
@@ -217,20 +284,23 @@ def _erase(request: PrivacyRequest) -> PrivacyRequest:
             logger.warning("erasure of %s failed", source.name, exc_info=True)
             outcome = Outcome(source=source.name, status="failed", detail=_reason(exc))
             problems.append(source.name)
-        ErasureRecord.objects.filter(request=request, source=source.name).delete()
-        record = ErasureRecord.objects.create(
-            tenant_id=request.tenant_id,
+        record, _ = ErasureRecord.objects.update_or_create(
             request=request,
             source=source.name,
-            key_hashes=keys,
-            strategies=outcome.strategies,
-            rows=outcome.rows,
-            retained=outcome.retained,
-            status={"done": ErasureRecord.DONE, "retained": ErasureRecord.RETAINED}.get(
-                outcome.status, ErasureRecord.FAILED
-            ),
-            detail=outcome.detail,
+            defaults={
+                "tenant_id": request.tenant_id,
+                "key_hashes": keys,
+                "strategies": outcome.strategies,
+                "rows": outcome.rows,
+                "retained": outcome.retained,
+                "status": {"done": ErasureRecord.DONE, "retained": ErasureRecord.RETAINED}.get(
+                    outcome.status, ErasureRecord.FAILED
+                ),
+                "detail": outcome.detail,
+                "executed_at": timezone.now(),
+            },
         )
+        journal.append(record)
         outcomes.append(record_outcome(record))
     request.refresh_from_db()
     PrivacyRequest.objects.filter(pk=request.pk).update(outcome={"sources": outcomes})
@@ -251,7 +321,7 @@ def _erase(request: PrivacyRequest) -> PrivacyRequest:
             "request": request.pk,
             "subject_key": request.subject_key,
             "sources": outcomes,
-            "plan": request.plan,
+            "plan": plan,
         },
         period=timezone.now().date().isoformat(),
     )
@@ -261,7 +331,7 @@ def _erase(request: PrivacyRequest) -> PrivacyRequest:
     note = f"erased {rows} rows across {len(outcomes)} sources"
     if retained:
         note += f"; legal holds kept fields in {', '.join(retained)}"
-    return transition(request, Status.COMPLETED, note=note)
+    return complete(request, note=note)
 
 
 def record_outcome(record: ErasureRecord) -> dict:
@@ -276,11 +346,14 @@ def record_outcome(record: ErasureRecord) -> dict:
 
 
 def _reason(exc: Exception) -> str:
-    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:500]
+    """Why a source failed, without what a database error may quote of a row (its DETAIL and
+    CONTEXT lines): the first line only, which names constraints and columns, not values."""
+    first = (str(exc).strip().splitlines() or [""])[0]
+    return f"{type(exc).__name__}: {first}"[:300]
 
 
 def _rectify(request: PrivacyRequest) -> PrivacyRequest:
-    from apps.privacy.services import transition
+    from apps.privacy.services import complete, transition
 
     context, who = context_for(request), identity_of(request)
     done = {e["source"]: e for e in request.outcome.get("sources", []) if e["status"] == "done"}
@@ -315,24 +388,16 @@ def _rectify(request: PrivacyRequest) -> PrivacyRequest:
     )
     PrivacyRequest.objects.filter(pk=request.pk).update(evidence=evidence)
     rows = sum(entry.get("rows", 0) for entry in outcomes)
-    return transition(request, Status.COMPLETED, note=f"rectified {rows} rows")
+    return complete(request, note=f"rectified {rows} rows")
 
 
 def record_restrictions(request: PrivacyRequest) -> PrivacyRequest:
     """Restriction or objection: one restriction per purpose, then completed with evidence."""
-    from apps.privacy.services import transition
+    from apps.privacy.services import complete
 
     kind = RESTRICTING_TYPES[request.request_type]
     with transaction.atomic():
-        for purpose in request.purposes or ["*"]:
-            SubjectRestriction.objects.get_or_create(
-                tenant_id=request.tenant_id,
-                subject_key=request.subject_key,
-                kind=kind,
-                purpose=purpose,
-                lifted_at=None,
-                defaults={"request": request, "note": f"request {request.pk}"},
-            )
+        _restrict(request, kind, request.purposes or ["*"], f"request {request.pk}")
         evidence = store_evidence(
             tenant_id=request.tenant_id,
             kind=f"privacy_{kind}",
@@ -344,11 +409,7 @@ def record_restrictions(request: PrivacyRequest) -> PrivacyRequest:
             period=timezone.now().date().isoformat(),
         )
         PrivacyRequest.objects.filter(pk=request.pk).update(evidence=evidence)
-        return transition(
-            request,
-            Status.COMPLETED,
-            note=f"{kind} recorded for {', '.join(request.purposes or ['*'])}",
-        )
+        return complete(request, note=f"{kind} recorded for {', '.join(request.purposes or ['*'])}")
 
 
 def restrictions_of(tenant, subject: str) -> list[SubjectRestriction]:
@@ -393,37 +454,61 @@ def lift_restriction(tenant, restriction_id: int, *, note: str) -> SubjectRestri
 # --- replay after a restore -----------------------------------------------------------------
 
 
-def replay_erasures(since: datetime, tenant=None) -> dict[str, int]:
+@dataclass
+class ReplayReport:
+    rows: dict[str, int]
+    failed: dict[str, str]
+
+
+def replay_erasures(since: datetime, tenant=None) -> ReplayReport:
     """Apply every erasure recorded since `since` again, so that a database restored from an
-    older backup does not bring erased subjects back. Idempotent: an erased row no longer
-    matches its subject's key. Returns rows erased per source."""
+    older backup does not bring erased subjects back. The records come from the database and
+    from the journal outside it (apps/privacy/journal.py), which still has the records of
+    erasures made after the backup was taken. Idempotent: an erased row no longer matches its
+    subject's key (keyed hashes are not hashed twice). A source that fails is reported and its
+    records stay unreplayed; the others go on."""
     from apps.tenancy.models import Tenant
     from apps.tenancy.rls import all_tenants_context
 
-    replayed: dict[str, int] = {}
+    report = ReplayReport(rows={}, failed={})
     with all_tenants_context():
         tenants = [tenant] if tenant else list(Tenant.objects.all())
+        journalled: dict[int, dict[str, set[str]]] = {}
+        for entry in journal.entries(since):
+            if entry.get("status") == ErasureRecord.DONE:
+                sources = journalled.setdefault(entry["tenant"], {})
+                sources.setdefault(entry["source"], set()).update(entry["key_hashes"])
         for current in tenants:
             records = ErasureRecord.objects.for_tenant(current).filter(
                 executed_at__gte=since, status=ErasureRecord.DONE
             )
-            by_source: dict[str, set[str]] = {}
+            by_source = {k: set(v) for k, v in journalled.get(current.pk, {}).items()}
             for record in records:
                 by_source.setdefault(record.source, set()).update(record.key_hashes)
             if not by_source:
                 continue
             context = Context(key=ident.hash_key(current))
+            replayed = []
             for source in sources_for(current):
                 keys = by_source.get(source.name)
                 if not keys or not source.replayable:
                     continue
-                rows = source.replay(current, keys, context)
-                replayed[f"{current.slug}:{source.name}"] = rows
-            records.update(replayed_at=timezone.now())
+                label = f"{current.slug}:{source.name}"
+                try:
+                    report.rows[label] = source.replay(current, keys, context)
+                    replayed.append(source.name)
+                except Exception as exc:
+                    logger.warning("replay of %s failed", label, exc_info=True)
+                    report.failed[label] = _reason(exc)
+            records.filter(source__in=replayed).update(replayed_at=timezone.now())
             record_event(
                 tenant_id=current.pk,
                 action="privacy.erasures_replayed",
                 target_type="privacy.erasurerecord",
-                after={"since": since.isoformat(), "sources": len(by_source)},
+                after={
+                    "since": since.isoformat(),
+                    "sources": sorted(replayed),
+                    "failed": sorted(report.failed),
+                },
             )
-    return replayed
+    return report

@@ -17,7 +17,6 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from apps.alerts.services import raise_alert, resolve_alert
 from apps.core.services import enqueue
 from apps.privacy import deadlines
 from apps.privacy.models import (
@@ -28,13 +27,15 @@ from apps.privacy.models import (
     Status,
     VerificationCode,
 )
+from apps.privacy.reminders import resolve_reminders
 from apps.tenancy.models import Tenant
 
-ALERT_SOURCE = "privacy"
 CODE_DIGITS = 6
 
-# Who may go where. Completion, pausing and resuming have services of their own that add what
-# they need (evidence, the clock); this table is the rule every transition is checked against.
+# Who may go where, by hand (the API, the admin). `completed` is not in it: a request completes
+# only through the service that did its work and stored the evidence (`complete`). A worker runs
+# `in_progress`, so nothing but `failed` (to stop a stuck run) is chosen from there by hand.
+# `requires_input` and `paused` return to where they came from (`allowed_transitions`).
 TRANSITIONS: dict[str, tuple[str, ...]] = {
     Status.RECEIVED: (Status.IDENTITY_PENDING, Status.VERIFIED, Status.REJECTED, Status.CANCELED),
     Status.IDENTITY_PENDING: (
@@ -44,17 +45,11 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
         Status.CANCELED,
     ),
     Status.VERIFIED: (Status.APPROVED, Status.REQUIRES_INPUT, Status.REJECTED, Status.CANCELED),
-    Status.APPROVED: (Status.IN_PROGRESS, Status.CANCELED),
-    Status.IN_PROGRESS: (Status.COMPLETED, Status.FAILED, Status.REQUIRES_INPUT),
-    Status.REQUIRES_INPUT: (
-        Status.IDENTITY_PENDING,
-        Status.VERIFIED,
-        Status.APPROVED,
-        Status.IN_PROGRESS,
-        Status.CANCELED,
-    ),
+    Status.APPROVED: (Status.IN_PROGRESS, Status.REQUIRES_INPUT, Status.CANCELED),
+    Status.IN_PROGRESS: (Status.FAILED,),
+    Status.REQUIRES_INPUT: (Status.REJECTED, Status.CANCELED),
     Status.FAILED: (Status.IN_PROGRESS, Status.CANCELED),
-    Status.PAUSED: (),  # only `resume` leaves it, back to where it was
+    Status.PAUSED: (),
     Status.COMPLETED: (),
     Status.REJECTED: (),
     Status.CANCELED: (),
@@ -77,6 +72,14 @@ class InvalidTransition(Exception):
             f"A request that is {current} cannot become {target}; allowed: "
             f"{', '.join(allowed) or 'none (it is closed)'}."
         )
+
+
+class StaleVersion(Exception):
+    """409: the request changed since the caller read it."""
+
+    def __init__(self, current: int):
+        self.current = current
+        super().__init__(f"The request changed (it is at version {current}); read it again.")
 
 
 class VerificationFailed(Exception):
@@ -118,8 +121,10 @@ def create_request(
     purposes: list | None = None,
 ) -> PrivacyRequest:
     """Record a request (always: an unknown subject is still a request to answer), with its
-    deadline; a repeat of an open request is recorded as its duplicate. Rectifications carry
-    their corrections, restrictions and objections their purposes, checked here (422)."""
+    deadline; a repeat of an open request whose identity was verified is recorded as its
+    duplicate (an unverified one could be anybody's, and must not cancel the real one).
+    Rectifications carry their corrections, restrictions and objections their purposes, checked
+    here (422)."""
     from apps.privacy import rights
     from apps.privacy.identity import Identity, request_key
 
@@ -174,7 +179,7 @@ def _open_duplicate(request: PrivacyRequest, lookback_days: int) -> PrivacyReque
     return (
         PrivacyRequest.objects.for_tenant(request.tenant_id)
         .filter(identity, request_type=request.request_type, received_at__gte=since)
-        .filter(status__in=OPEN_STATUSES, duplicate_of__isnull=True)
+        .filter(status__in=OPEN_STATUSES, duplicate_of__isnull=True, verified_at__isnull=False)
         .exclude(pk=request.pk)
         .order_by("received_at")
         .first()
@@ -190,6 +195,8 @@ def allowed_transitions(request: PrivacyRequest) -> list[str]:
         allowed.append(Status.PAUSED)
     if request.status == Status.PAUSED:
         allowed = [request.paused_from_status, Status.CANCELED]
+    if request.status == Status.REQUIRES_INPUT and request.input_from_status:
+        allowed.insert(0, request.input_from_status)
     return allowed
 
 
@@ -204,20 +211,35 @@ def transition(
     note: str = "",
     by: str = "",
     now: datetime | None = None,
+    version: int | None = None,
 ) -> PrivacyRequest:
-    """Move a request; InvalidTransition (409) lists the allowed moves. Pausing stops the
-    clock; leaving `paused` (to where it was) adds the paused time to the due date. Starting
-    (`in_progress`) an erasure or rectification needs its dry run; it then runs in a worker, as
-    does an access package; a restriction or objection is recorded and completed at once."""
+    """Move a request by hand; InvalidTransition (409) lists the allowed moves, a stale
+    `version` is a Conflict too. Pausing stops the clock; leaving `paused` (to where it was) adds
+    the paused time to the due date. Starting (`in_progress`) an erasure or rectification needs
+    its dry run; it then runs in a worker, as does an access package; a restriction or objection
+    is recorded and completed at once."""
+    return _move(request, target, note=note, by=by, now=now, version=version)
+
+
+def complete(request: PrivacyRequest, *, note: str) -> PrivacyRequest:
+    """Only for the services that did a request's work and stored its evidence."""
+    return _move(request, Status.COMPLETED, note=note, by="", now=None, internal=True)
+
+
+def _move(request, target, *, note, by, now, version=None, internal=False) -> PrivacyRequest:
     from apps.privacy import rights
 
     now = now or timezone.now()
     with transaction.atomic():
         request = _locked(request)
+        if version is not None and version != request.version:
+            raise StaleVersion(request.version)
         allowed = allowed_transitions(request)
+        if internal and request.status == Status.IN_PROGRESS:
+            allowed = [Status.COMPLETED, *allowed]
         if target not in allowed:
             raise InvalidTransition(request.status, target, allowed)
-        if target == Status.VERIFIED and request.status != Status.REQUIRES_INPUT:
+        if target == Status.VERIFIED and request.verified_at is None:
             if not note:
                 raise ValidationError(
                     {"note": "Manual identity verification needs a note saying how it was done."}
@@ -232,6 +254,10 @@ def transition(
             request.paused_since = None
             request.paused_from_status = ""
             request.due_on = _due(request)
+        if target == Status.REQUIRES_INPUT:
+            request.input_from_status = request.status
+        elif request.status == Status.REQUIRES_INPUT:
+            request.input_from_status = ""
         if target == Status.IN_PROGRESS:
             rights.check_can_start(request)
         if target == Status.COMPLETED:
@@ -242,7 +268,11 @@ def transition(
         request.save(audit_action=f"privacy_request.{target}")
         request.refresh_from_db()
         if target in (Status.COMPLETED, Status.REJECTED, Status.CANCELED):
-            _resolve_reminders(request)
+            resolve_reminders(request)
+        if target in (Status.REJECTED, Status.CANCELED, Status.FAILED):
+            from apps.privacy.connectors import forget_results
+
+            forget_results(request)
         if target == Status.IN_PROGRESS and request.request_type in EXPORT_TYPES:
             # The package is built by a worker, which then completes the request.
             enqueue("privacy.build_package", request_id=request.pk)
@@ -265,9 +295,14 @@ def extend(
             raise InvalidTransition(request.status, "extended", [])
         if request.extended:
             raise ValidationError({"extended": "This request was already extended once."})
-        if notice_on > request.due_on:
+        today = local_date(request.tenant, now or timezone.now())
+        if today > request.due_on:
             raise ValidationError(
-                {"notice_on": "The subject must be told of an extension before the deadline."}
+                {"extended": "The deadline has passed: an extension must be made before it."}
+            )
+        if notice_on > today or notice_on < request.received_on:
+            raise ValidationError(
+                {"notice_on": "The day the subject was told: between receipt and today."}
             )
         request.extended = True
         request.extension_reason = reason.strip()
@@ -277,6 +312,7 @@ def extend(
         request.version = F("version") + 1
         request.save(audit_action="privacy_request.extended")
         request.refresh_from_db()
+        resolve_reminders(request)  # the old deadline's reminders no longer apply
     return request
 
 
@@ -373,50 +409,6 @@ def _code_problem(request, current, code: str, now: datetime) -> str | None:
     return None
 
 
-# --- deadlines ------------------------------------------------------------------------------
-
-REMINDERS = ((7, 2, "due in 7 days"), (2, 2, "due in 2 days"), (0, 1, "overdue"))
-
-
-def remind_deadlines(today: date | None = None) -> int:
-    """Beat: alert 7 and 2 days before a due date and when it has passed (once each)."""
-    from apps.tenancy.rls import all_tenants_context
-
-    sent = 0
-    with all_tenants_context():
-        open_requests = PrivacyRequest.objects.filter(status__in=OPEN_STATUSES).exclude(
-            status=Status.PAUSED
-        )
-        for request in open_requests.select_related("tenant"):
-            local_today = today or local_date(request.tenant, timezone.now())
-            left = (request.due_on - local_today).days
-            for days, tier, label in REMINDERS:
-                due = left < 0 if days == 0 else left <= days
-                if not due or label in request.reminders_sent:
-                    continue
-                raise_alert(
-                    request.tenant,
-                    source=ALERT_SOURCE,
-                    tier=tier,
-                    dedup_key=f"privacy:{request.pk}:{label.replace(' ', '-')}",
-                    title=f"Privacy request {request.pk} ({request.request_type}) {label}",
-                    summary=f"Due {request.due_on:%Y-%m-%d} under {request.jurisdiction.upper()}; "
-                    f"status {request.status}.",
-                    details={"request": request.pk, "due_on": request.due_on.isoformat()},
-                )
-                PrivacyRequest.objects.filter(pk=request.pk).update(
-                    reminders_sent=[*request.reminders_sent, label]
-                )
-                request.reminders_sent = [*request.reminders_sent, label]
-                sent += 1
-    return sent
-
-
-def _resolve_reminders(request: PrivacyRequest) -> None:
-    for _days, _tier, label in REMINDERS:
-        resolve_alert(request.tenant, f"privacy:{request.pk}:{label.replace(' ', '-')}")
-
-
 # --- access and portability packages --------------------------------------------------------
 
 EXPORT_TYPES = ("access", "portability")
@@ -457,9 +449,8 @@ def complete_with_package(request: PrivacyRequest) -> PrivacyRequest:
             evidence=evidence,
         )
         request.refresh_from_db()
-        request = transition(
+        request = complete(
             request,
-            Status.COMPLETED,
             note=f"package of {package.manifest['rows']} rows, sha256 {package.sha256[:12]}",
         )
     return request

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from django.apps import apps
 from django.db import transaction
@@ -120,6 +119,14 @@ class Source:
         """Every subject (email or external id) this source holds data for."""
         return iter(())
 
+    def rectifiable_fields(self) -> set[str]:
+        """By default every field but secrets and legal holds."""
+        return {
+            name
+            for name, s in self.field_specs().items()
+            if s.category != SECRET and not s.legal_hold
+        }
+
     def strategies(self) -> dict[str, str]:
         return {name: s.strategy for name, s in self.field_specs().items() if s.changes}
 
@@ -128,16 +135,18 @@ class Source:
 
 
 def check_changes(source: Source, changes: object) -> dict:
-    """A rectification's changes for one source: known, non-secret fields only."""
+    """A rectification's changes for one source: fields the source lets be corrected (never a
+    secret, a field on legal hold or the source's bookkeeping)."""
     if not isinstance(changes, dict) or not changes:
         raise ValueError(f"{source.name}: give the corrected fields as an object")
     specs = source.field_specs()
     unknown = [name for name in changes if name not in specs]
     if unknown:
         raise ValueError(f"{source.name}: no field {', '.join(sorted(unknown))}")
-    secret = [name for name in changes if specs[name].category == SECRET]
-    if secret:
-        raise ValueError(f"{source.name}: {', '.join(secret)} cannot be rectified")
+    allowed = source.rectifiable_fields()
+    refused = sorted(name for name in changes if name not in allowed)
+    if refused:
+        raise ValueError(f"{source.name}: {', '.join(refused)} cannot be rectified")
     return changes
 
 
@@ -153,6 +162,8 @@ class ModelSource(Source):
     # Extra rows of the subject beyond the identity fields (e.g. JSON bodies that echo them).
     match: Callable[[Identity], Q] | None = None
     needs_consent: bool = True
+    # The fields a rectification may correct (portal bookkeeping is never among them).
+    rectifiable: tuple[str, ...] = ()
     # Narrows a source that is not tenant-owned to the tenant's rows.
     scope: Callable[[QuerySet, object], QuerySet] | None = None
     kind: str = "model"
@@ -162,6 +173,9 @@ class ModelSource(Source):
 
     def _model(self):
         return apps.get_model(self.model)
+
+    def rectifiable_fields(self) -> set[str]:
+        return set(self.rectifiable) & super().rectifiable_fields()
 
     def queryset(self, tenant, who: Identity) -> QuerySet:
         model = self._model()
@@ -208,9 +222,10 @@ class ModelSource(Source):
         return preview
 
     def erase(self, tenant, who: Identity, context) -> Outcome:
-        return self._erase(self.queryset(tenant, who), context)
+        return self.erase_rows(self.queryset(tenant, who), context)
 
-    def _erase(self, queryset: QuerySet, context) -> Outcome:
+    def erase_rows(self, queryset: QuerySet, context) -> Outcome:
+        """Erase these rows (matched however the caller chose) with the source's strategies."""
         specs = self.field_specs()
         outcome = Outcome(
             source=self.name, status="done", strategies=self.strategies(), retained=self.retained()
@@ -275,19 +290,44 @@ class ModelSource(Source):
                 matches |= Q(**{f"{column}__in": hits})
         if not matches:
             return 0
-        return self._erase(queryset.filter(matches).order_by("pk"), context).rows
+        return self.erase_rows(queryset.filter(matches).order_by("pk"), context).rows
 
 
 class RequestsSource(ModelSource):
-    """The subject's own privacy requests: erased last, and their access packages (files with
-    every exported value) are deleted from disk with them."""
+    """The subject's own privacy requests: erased last, with their access packages (files with
+    every exported value, also ones a crashed build left behind) and whatever connectors
+    answered for them."""
 
     def erase(self, tenant, who: Identity, context) -> Outcome:
+        from apps.privacy.connectors import forget_subject
+        from apps.privacy.package import package_files_of
+
         queryset = self.queryset(tenant, who)
-        for path in queryset.exclude(package_path="").values_list("package_path", flat=True):
-            Path(path).unlink(missing_ok=True)
+        for path in package_files_of(list(queryset.values_list("pk", flat=True))):
+            path.unlink(missing_ok=True)
         queryset.exclude(package_path="").update(package_path="", package_manifest={})
+        forget_subject(queryset)
         return super().erase(tenant, who, context)
+
+
+class AccountsSource(ModelSource):
+    """Portal accounts: an account that is also a member of another tenant is not this
+    tenant's to erase (it would lock a colleague out elsewhere); it is reported as retained."""
+
+    def erase(self, tenant, who: Identity, context) -> Outcome:
+        from apps.tenancy.models import Membership
+
+        matched = self.queryset(tenant, who)
+        elsewhere = Membership.objects.exclude(tenant=tenant).values("user_id")
+        shared = matched.filter(pk__in=elsewhere)
+        outcome = self.erase_rows(matched.exclude(pk__in=elsewhere), context)
+        if shared.exists():
+            outcome.retained = {
+                **outcome.retained,
+                "account": "also a member of another tenant: a superuser decides",
+            }
+            outcome.status = "retained" if not outcome.rows else outcome.status
+        return outcome
 
 
 SOURCES: dict[str, ModelSource] = {}
@@ -341,13 +381,14 @@ LEGAL_HOLD_CONSENT = (
 )
 
 register(
-    ModelSource(
+    AccountsSource(
         name="portal.user_accounts",
         model="auth.User",
         email_field="email",
         tenant_scoped=False,
         scope=_members_only,
         needs_consent=False,
+        rectifiable=("first_name", "last_name", "email"),
         fields={
             "username": FieldSpec("identity", Strategy.KEYED_HASH),
             "first_name": FieldSpec("identity", Strategy.SET_NULL),
@@ -406,6 +447,8 @@ register(
             "subject_external_id": FieldSpec("identity", Strategy.SET_NULL),
             "channel": "activity",
             "notes": FieldSpec("content", Strategy.REPLACE, replacement="[erased]"),
+            "last_note": FieldSpec("content", Strategy.REPLACE, replacement="[erased]"),
+            "extension_reason": FieldSpec("content", Strategy.REPLACE, replacement="[erased]"),
             "corrections": FieldSpec("content", Strategy.SET_NULL),
             "status": "activity",
             "received_at": "activity",

@@ -11,7 +11,9 @@ from apps.privacy import services
 
 @shared_task(base=OpsTask, name="privacy.remind_deadlines")
 def remind_deadlines(**_kwargs) -> int:
-    return services.remind_deadlines()
+    from apps.privacy.reminders import remind_deadlines as remind
+
+    return remind()
 
 
 @shared_task(base=OpsTask, name="privacy.issue_code")

@@ -67,7 +67,8 @@ SHOP_SCHEMA = """
 DROP TABLE IF EXISTS orders, customers;
 CREATE TABLE customers (
     id serial PRIMARY KEY, email text NOT NULL, full_name text, phone text, address text,
-    birthday date, notes text, api_key text, created_at timestamptz DEFAULT now()
+    birthday date, notes text, api_key text, created_at timestamptz DEFAULT now(),
+    ref uuid DEFAULT gen_random_uuid(), last_ip inet DEFAULT '10.0.0.7'
 );
 CREATE TABLE orders (
     id serial PRIMARY KEY, customer_email text NOT NULL, item text NOT NULL,
@@ -121,6 +122,8 @@ CUSTOMER_COLUMNS = {
     "birthday": {"category": "identity", "strategy": "truncate_date"},
     "notes": {"category": "content", "strategy": "set_null"},
     "api_key": {"category": "secret", "strategy": "set_null"},
+    "ref": {"category": "identity"},  # types JSON has none for: written as text
+    "last_ip": {"category": "activity", "strategy": "set_null"},
 }
 ORDER_COLUMNS = {
     "customer_email": {"category": "contact", "strategy": "keyed_hash"},

@@ -50,7 +50,9 @@ def test_a_late_answer_arrives_by_signed_callback_and_completes_the_package(acce
     call = ConnectorCall.objects.get()
     assert call.status == ConnectorCall.PENDING
     path = urlsplit(crm.calls[0]["callback_url"]).path
-    answer = json.dumps({"rows": [{"nickname": PERSONAL["crm_nickname"]}]}).encode()
+    answer = json.dumps(
+        {"call_id": call.pk, "rows": [{"nickname": PERSONAL["crm_nickname"]}]}
+    ).encode()
     client = Client()
 
     forged = client.post(
@@ -71,10 +73,10 @@ def test_a_late_answer_arrives_by_signed_callback_and_completes_the_package(acce
     assert {s["source"]: s["rows"] for s in request.package_manifest["sources"]}[
         "connector.crm"
     ] == 1
-    again = client.post(
-        path, b'{"rows": []}', content_type="application/json", **_signed(b'{"rows": []}')
-    )
-    assert again.status_code == 202  # a retried callback: the first answer stands
+    late = json.dumps({"call_id": call.pk, "rows": [{"nickname": "again"}]}).encode()
+    again = client.post(path, late, content_type="application/json", **_signed(late))
+    assert again.status_code == 409  # the request is closed: nothing more is taken
+    assert ConnectorCall.objects.get().result == {}  # and what it said was used, then forgotten
 
 
 def test_a_connector_that_is_down_leaves_the_access_request_failed(access, crm):
@@ -82,6 +84,75 @@ def test_a_connector_that_is_down_leaves_the_access_request_failed(access, crm):
     with pytest.raises(Exception, match="HTTP 503"):
         services.complete_with_package(access)
     access.refresh_from_db()
-    assert access.status == Status.FAILED and "connector.crm" in access.last_note
-    assert ConnectorCall.objects.get().status == ConnectorCall.FAILED
+    assert access.status == Status.FAILED and "connector.crm: HTTP 503" in access.last_note
+    assert "maintenance" not in access.last_note  # what the connector said stays off the record
+    call = ConnectorCall.objects.get()
+    assert call.status == ConnectorCall.NEW and call.error == ""  # asked again on a retry
     assert not list(access.__class__.objects.filter(pk=access.pk).exclude(package_path=""))
+
+
+def test_a_callback_faster_than_the_202_is_not_overwritten(access, crm, monkeypatch):
+    """The connector answers by callback before the portal has read its 202."""
+    import httpx
+
+    from apps.privacy import connectors
+
+    crm.mode = "defer"
+    real_post = httpx.post
+
+    def post_then_call_back(url, **kwargs):
+        response = real_post(url, **kwargs)
+        call = ConnectorCall.objects.get()
+        body = json.dumps({"call_id": call.pk, "rows": [{"nickname": "fast"}]}).encode()
+        ConnectorCall.objects.filter(pk=call.pk).update(status=ConnectorCall.PENDING)
+        connectors.receive_callback(
+            connectors.callback_token(call),
+            body,
+            {
+                connectors.TIMESTAMP_HEADER: _signed(body)["HTTP_X_OPSPORTAL_TIMESTAMP"],
+                connectors.SIGNATURE_HEADER: _signed(body)["HTTP_X_OPSPORTAL_SIGNATURE"],
+            },
+        )
+        return response  # the 202, read after the callback landed
+
+    monkeypatch.setattr(httpx, "post", post_then_call_back)
+    request = services.complete_with_package(access)
+
+    assert request.status == Status.COMPLETED
+    rows = {s["source"]: s["rows"] for s in request.package_manifest["sources"]}
+    assert rows["connector.crm"] == 1
+
+
+def test_a_signed_answer_cannot_be_replayed_to_another_call(access, crm):
+    crm.mode = "defer"
+    services.complete_with_package(access)
+    call = ConnectorCall.objects.get()
+    path = urlsplit(crm.calls[0]["callback_url"]).path
+    other = json.dumps({"call_id": call.pk + 1, "rows": []}).encode()
+    response = Client().post(path, other, content_type="application/json", **_signed(other))
+    assert response.status_code == 400 and ConnectorCall.objects.get().status == "pending"
+    weird = Client().post(
+        path,
+        b"{}",
+        content_type="application/json",
+        HTTP_X_OPSPORTAL_TIMESTAMP="١٢٣",  # Arabic-Indic digits pass str.isdigit()
+        HTTP_X_OPSPORTAL_SIGNATURE="v1=é",
+    )
+    assert weird.status_code == 401
+
+
+def test_a_connector_s_secret_fields_are_never_kept(access, crm):
+    crm.records["ana.silva@example.com"][0]["password_hash"] = "pbkdf2$kept?"
+    crm.mode = "defer"
+    services.complete_with_package(access)
+    call = ConnectorCall.objects.get()
+    path = urlsplit(crm.calls[0]["callback_url"]).path
+    answer = json.dumps(
+        {
+            "call_id": call.pk,
+            "rows": [{"nickname": "ana", "api_token": "tok-123"}],
+            "fields": {"api_token": {"category": "secret"}},
+        }
+    ).encode()
+    Client().post(path, answer, content_type="application/json", **_signed(answer))
+    assert "tok-123" not in json.dumps(ConnectorCall.objects.get().result)

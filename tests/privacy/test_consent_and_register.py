@@ -43,8 +43,10 @@ def test_consent_history_and_current_state(officer, api, make_token, tenant):
     assert state["purposes"]["marketing-email"]["granted"] is False
     assert state["purposes"]["marketing-email"]["policy_version"] == "2026-05"
     assert [h["granted"] for h in state["history"]] == [True, False]
-    assert officer.get("/api/v1/privacy/consents").status_code == 422
+    assert officer.get("/api/v1/privacy/consents").status_code == 400  # bad input
     assert app.get("/api/v1/privacy/consents", {"subject": "x"}).status_code == 403
+    future = _consent(app, True, "2099-01-01T00:00:00Z")
+    assert future.status_code == 422 and "given_at" in future.json()["errors"]
 
 
 def test_consent_records_are_append_only(tenant):
@@ -148,3 +150,27 @@ def test_consent_completeness_names_subjects_with_data_but_no_record(tenant, sho
         "analytics": ["ana.silva@example.com", "bob@example.com"],
         "marketing-email": ["bob@example.com"],
     }
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_streamed_export_has_the_records_under_gunicorn_as_the_app_role(
+    tenant, make_token, portal_url
+):
+    """The stream is consumed after the request's database scope is cleared: the generator
+    must enter the tenant's scope itself, or row-level security shows nothing."""
+    import urllib.request
+
+    from tests.privacy.conftest import record_portal_consent
+
+    record_portal_consent(tenant, "a@example.com")
+    record_portal_consent(tenant, "b@example.com")
+    token = make_token(tenant, Role.PRIVACY_OFFICER)
+    for fmt in ("json", "csv"):
+        request = urllib.request.Request(  # noqa: S310
+            f"{portal_url}/api/v1/privacy/consents/export?format={fmt}",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            body = response.read().decode()
+        assert "a@example.com" in body and "b@example.com" in body, (fmt, body)

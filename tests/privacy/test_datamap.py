@@ -15,14 +15,23 @@ def officer(api, make_token, tenant):
     return api(make_token(tenant, Role.PRIVACY_OFFICER))
 
 
-def test_a_malformed_dsn_is_422_and_nothing_is_saved(officer):
+@pytest.fixture
+def admin(api, make_token, tenant):
+    return api(make_token(tenant, Role.TENANT_ADMIN))
+
+
+def test_a_malformed_dsn_is_422_and_nothing_is_saved(admin):
     for dsn, expected in (
         ("mysql://root@db/shop", "Only postgresql://"),
         ("host=db port=fifty dbname=shop", "not a number"),
         ("postgresql://user@/", "must name host and dbname"),
         ("definitely not a dsn = =", "Not a valid PostgreSQL DSN"),
+        ("host=db dbname=shop passfile=/root/.pgpass", "not accepted: passfile"),
+        ("host=db dbname=shop options='-c role=x'", "not accepted: options"),
+        ("host=/var/run/postgresql dbname=shop", "not a socket"),
+        ("postgresql://shop@127.0.0.1:1/shop", "cannot connect"),
     ):
-        response = officer.post(
+        response = admin.post(
             "/api/v1/privacy/sources/databases", {"name": "shop", "dsn": dsn}, format="json"
         )
         assert response.status_code == 422, dsn
@@ -30,16 +39,39 @@ def test_a_malformed_dsn_is_422_and_nothing_is_saved(officer):
     assert not ExternalDatabase.objects.exists()
 
 
-def test_a_dsn_is_stored_encrypted_and_shown_without_its_password(officer, tenant):
-    response = officer.post(
-        "/api/v1/privacy/sources/databases",
-        {"name": "shop", "dsn": "postgresql://shop:pa55-word@db.internal:5432/shop"},
-        format="json",
+@pytest.mark.postgres
+def test_a_dsn_is_checked_stored_encrypted_and_shown_without_its_password(admin, officer, shop):
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    dsn = make_conninfo(**{**conninfo_to_dict(shop), "password": "pa55-word"})
+    assert (
+        officer.post(  # declaring a DSN is for tenant admins
+            "/api/v1/privacy/sources/databases", {"name": "shop", "dsn": dsn}, format="json"
+        ).status_code
+        == 403
     )
-    assert response.status_code == 201
-    assert response.json()["dsn_hint"] == "postgresql://shop@db.internal:5432/shop"
+    response = admin.post(
+        "/api/v1/privacy/sources/databases", {"name": "shop", "dsn": dsn}, format="json"
+    )
+    assert response.status_code == 201, response.json()
+    assert response.json()["dsn_hint"].startswith("postgresql://opsportal_owner@127.0.0.1")
     stored = ExternalDatabase.objects.get()
     assert "pa55-word" not in stored.dsn_ciphertext and "pa55-word" not in str(response.json())
+
+
+@pytest.mark.postgres
+def test_the_portal_s_own_database_is_never_an_external_source(admin):
+    from django.db import connection
+
+    from apps.drills.targets import portal_target
+
+    own = portal_target().with_dbname(connection.settings_dict["NAME"])
+    response = admin.post(
+        "/api/v1/privacy/sources/databases", {"name": "me", "dsn": own}, format="json"
+    )
+    assert response.status_code == 422
+    assert "portal's own database" in response.json()["errors"]["dsn"][0]
+    assert not ExternalDatabase.objects.exists()
 
 
 @pytest.mark.postgres
@@ -68,6 +100,19 @@ def test_tables_are_checked_against_the_live_table(officer, tenant, shop):
     assert "keyed_hash needs a text column" in types.json()["errors"]["columns.birthday"][0]
     missing = post(table="public.orders", columns={"colour": {"category": "content"}})
     assert "No column colour" in missing.json()["errors"]["columns.colour"][0]
+    kept = post(
+        table="public.customers",
+        columns={"email": {"category": "contact"}, "phone": {"category": "contact"}},
+    )
+    assert "must be masked" in kept.json()["errors"]["columns.email"][0]
+    undeclared = post(table="public.customers", columns={"phone": {"category": "contact"}})
+    assert "Declare email in columns" in undeclared.json()["errors"]["subject_column"][0]
+    not_unique = post(
+        table="public.customers",
+        key_column="full_name",
+        columns={"email": {"category": "contact", "strategy": "keyed_hash"}},
+    )
+    assert "is not unique" in not_unique.json()["errors"]["key_column"][0]
     assert ExternalTable.objects.count() == 2  # only the two that declare_shop made
 
 

@@ -13,7 +13,7 @@ from django.utils import timezone
 from apps.alerts.models import Alert
 from apps.audit.models import AuditEvent
 from apps.core.models import OutboxMessage
-from apps.privacy import services
+from apps.privacy import reminders, services
 from apps.privacy.models import PrivacyRequest, Status, VerificationCode
 from apps.tenancy.roles import Role
 
@@ -48,12 +48,44 @@ def test_an_unknown_subject_is_still_a_request_but_one_without_identity_is_422(o
     assert _new(officer, request_type="forget_me").status_code == 400
 
 
-def test_a_repeat_within_the_lookback_is_recorded_as_a_duplicate(officer):
-    first = _new(officer).json()
+def test_a_repeat_of_a_verified_request_within_the_lookback_is_a_duplicate(officer):
+    unverified = _new(officer).json()
+    genuine = _new(officer, subject_email="ana@example.com").json()
+    assert genuine["duplicate_of"] is None, "an unverified request cannot cancel the real one"
+    officer.post(
+        f"/api/v1/privacy/requests/{genuine['id']}/transition",
+        {"to": "verified", "note": "video call"},
+        format="json",
+    )
     again = _new(officer, subject_email="ana@example.com").json()
-    assert again["duplicate_of"] == first["id"] and again["status"] == "canceled"
+    assert again["duplicate_of"] == genuine["id"] and again["status"] == "canceled"
+    assert unverified["status"] == "received"
     other_type = _new(officer, request_type="erasure").json()
     assert other_type["duplicate_of"] is None
+
+
+def test_requires_input_returns_only_where_it_came_from(officer, tenant):
+    request = services.create_request(tenant, request_type="access", subject_email="x@y.zz")
+    request = services.transition(request, Status.IDENTITY_PENDING, note="code sent")
+    request = services.transition(request, Status.REQUIRES_INPUT, note="which account?")
+    allowed = services.allowed_transitions(request)
+    assert allowed == ["identity_pending", "rejected", "canceled", "paused"]
+    for skipping in (Status.VERIFIED, Status.APPROVED, Status.IN_PROGRESS):
+        with pytest.raises(services.InvalidTransition):
+            services.transition(request, skipping, note="skip")
+    request = services.transition(request, Status.IDENTITY_PENDING, note="answered")
+    assert request.verified_at is None and request.input_from_status == ""
+
+
+def test_a_stale_version_is_409_and_changes_nothing(officer, tenant):
+    request = services.create_request(tenant, request_type="access", subject_email="x@y.zz")
+    stale = officer.post(
+        f"/api/v1/privacy/requests/{request.pk}/transition",
+        {"to": "rejected", "note": "spam", "version": request.version + 1},
+        format="json",
+    )
+    assert stale.status_code == 409 and "version" in stale.json()["errors"]
+    assert PrivacyRequest.objects.get(pk=request.pk).status == "received"
 
 
 def test_invalid_transitions_get_409_listing_the_allowed_ones(officer):
@@ -70,13 +102,19 @@ def test_invalid_transitions_get_409_listing_the_allowed_ones(officer):
         f"/api/v1/privacy/requests/{request_id}/transition", {"to": "verified"}, format="json"
     )
     assert no_note.status_code == 422 and "note" in no_note.json()["errors"]
-    for step in ("verified", "approved", "in_progress", "completed"):
+    for step in ("verified", "approved", "in_progress"):
         moved = officer.post(
             f"/api/v1/privacy/requests/{request_id}/transition",
             {"to": step, "note": "checked the account's verified email"},
             format="json",
         )
         assert moved.status_code == 200, moved.json()
+    # Only the worker that built the package completes the request, with its evidence.
+    by_hand = officer.post(
+        f"/api/v1/privacy/requests/{request_id}/transition", {"to": "completed"}, format="json"
+    )
+    assert by_hand.status_code == 409 and by_hand.json()["errors"]["allowed"] == ["failed"]
+    services.complete(PrivacyRequest.objects.get(pk=request_id), note="package sent")
     closed = officer.post(
         f"/api/v1/privacy/requests/{request_id}/transition", {"to": "canceled"}, format="json"
     )
@@ -142,10 +180,10 @@ def test_deadline_reminders_fire_once_each_and_resolve_on_completion(tenant):
         tenant, request_type="erasure", jurisdiction="ccpa", subject_email="b@example.com"
     )
     seven_before = request.due_on - timedelta(days=7)
-    assert services.remind_deadlines(today=seven_before - timedelta(days=1)) == 0
-    assert services.remind_deadlines(today=seven_before) == 1
-    assert services.remind_deadlines(today=seven_before) == 0, "once"
-    assert services.remind_deadlines(today=request.due_on + timedelta(days=1)) == 2
+    assert reminders.remind_deadlines(today=seven_before - timedelta(days=1)) == 0
+    assert reminders.remind_deadlines(today=seven_before) == 1
+    assert reminders.remind_deadlines(today=seven_before) == 0, "once"
+    assert reminders.remind_deadlines(today=request.due_on + timedelta(days=1)) == 2
     keys = set(Alert.objects.values_list("dedup_key", flat=True))
     assert keys == {
         f"privacy:{request.pk}:due-in-7-days",

@@ -4,6 +4,7 @@ files, the beat job at 03:00 tenant time, and audit events never a target."""
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -99,11 +100,31 @@ def test_a_run_interrupted_midway_is_resumed_with_the_same_cutoffs(tenant):
 
 def test_a_dry_run_counts_and_changes_nothing(tenant):
     _replays(tenant, 7, age=timedelta(days=2))
-    call_command("enforce_retention", "--dry-run", "--tenant", tenant.slug)
-    run = RetentionRun.objects.get()
-    assert run.dry_run and run.report["policies"]["idempotency-keys"]["rows"] == 7
+    out = io.StringIO()
+    call_command("enforce_retention", "--dry-run", "--tenant", tenant.slug, stdout=out)
+    assert "idempotency-keys: would delete 7 row(s)" in out.getvalue()
     assert IdempotencyRecord.objects.count() == 7
-    assert run.evidence_id is None
+    assert not RetentionRun.objects.exists() and not RetentionPolicy.objects.exists()
+
+
+def test_a_failing_policy_is_reported_and_the_others_still_run(tenant, monkeypatch):
+    _replays(tenant, 3, age=timedelta(days=2))
+    real_apply = retention._apply
+
+    def broken(policy, ids):
+        if policy.category == "idempotency-keys":
+            raise RuntimeError("disk full")
+        return real_apply(policy, ids)
+
+    monkeypatch.setattr(retention, "_apply", broken)
+    run = retention.enforce(tenant)
+
+    assert run.status == RetentionRun.FAILED
+    assert run.report["policies"]["idempotency-keys"]["error"] == "RuntimeError: disk full"
+    assert run.report["policies"]["alert-history"]["done"] is True
+    monkeypatch.undo()
+    # Not resumed for ever: the next run is a new one, and it deletes.
+    assert retention.enforce(tenant).report["policies"]["idempotency-keys"]["rows"] == 3
 
 
 def test_resolved_alert_history_goes_with_what_hangs_off_it_open_alerts_stay(tenant):
@@ -165,6 +186,16 @@ def test_audit_events_are_never_a_retention_target(tenant):
     )
     with pytest.raises(ValidationError, match="at least"):
         retention.clean_policy(short)
+    for kept in ("privacy.ErasureRecord", "privacy.SubjectRestriction", "privacy.ConsentRecord"):
+        records = RetentionPolicy(
+            tenant=tenant,
+            category="x",
+            model=kept,
+            age_field="executed_at",
+            keep=timedelta(seconds=1),
+        )
+        with pytest.raises(ValidationError, match="not a retention target"):
+            retention.clean_policy(records)
     bad_field = RetentionPolicy(
         tenant=tenant,
         category="custom",

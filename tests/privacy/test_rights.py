@@ -132,15 +132,19 @@ def test_rectification_previews_then_corrects_a_portal_account_and_an_external_t
 
 @pytest.mark.postgres
 def test_an_unreachable_source_in_the_dry_run_blocks_the_start(tenant, shop):
-    from apps.privacy import datamap
     from apps.privacy.models import ExternalDatabase
+    from opsportal import crypto
 
     seed_shop(shop)
     database = declare_shop(tenant, shop)
     request = _approved(
         services.create_request(tenant, request_type="erasure", subject_email=EMAIL)
     )
-    datamap.save_database(database, dsn="postgresql://nobody@127.0.0.1:1/shop")
+    # The shop's server goes away after it was declared (a save would refuse this DSN now).
+    ExternalDatabase.objects.filter(pk=database.pk).update(
+        dsn_ciphertext=crypto.encrypt("postgresql://nobody@127.0.0.1:1/shop"),
+        dsn_hint="postgresql://nobody@127.0.0.1:1/shop",
+    )
     plan = rights.preview(request).plan
     assert plan["errors"] == ["external.shop.public.customers", "external.shop.public.orders"]
     failed = [s for s in plan["sources"] if s["error"]]
@@ -252,3 +256,73 @@ def test_erasing_a_member_account_pseudonymises_it_and_it_can_never_log_in(tenan
     )
     sources = {s["source"]: s["rows"] for s in rights.preview(other).plan["sources"]}
     assert sources["portal.user_accounts"] == 0
+
+
+def test_an_account_shared_with_another_tenant_is_retained_not_erased(tenant, other_tenant):
+    user = get_user_model().objects.create_user("sam", email="sam@example.com", password="x" * 12)
+    Membership.objects.create(tenant=tenant, user=user, role=Role.VIEWER)
+    Membership.objects.create(tenant=other_tenant, user=user, role=Role.TENANT_ADMIN)
+    request = _approved(
+        services.create_request(tenant, request_type="erasure", subject_email="sam@example.com")
+    )
+    rights.preview(request)
+    request = services.transition(PrivacyRequest.objects.get(pk=request.pk), Status.IN_PROGRESS)
+
+    assert rights.execute(request).status == Status.COMPLETED
+
+    user.refresh_from_db()
+    assert user.email == "sam@example.com" and user.has_usable_password()
+    outcome = {
+        e["source"]: e for e in request.__class__.objects.get(pk=request.pk).outcome["sources"]
+    }
+    assert outcome["portal.user_accounts"]["status"] == "retained"
+    assert "another tenant" in outcome["portal.user_accounts"]["retained"]["account"]
+
+
+def test_restrictions_are_found_by_email_and_by_external_id(tenant, officer):
+    request = _approved(
+        services.create_request(
+            tenant,
+            request_type="objection",
+            subject_email="lee@example.com",
+            subject_external_id="cust-42",
+            purposes=["ads"],
+        )
+    )
+    services.transition(request, Status.IN_PROGRESS)
+    for subject in ("lee@example.com", "cust-42"):
+        body = officer.get(f"/api/v1/privacy/subjects/{subject}/restrictions").json()
+        assert body["stopped_purposes"] == ["ads"], subject
+
+
+def test_bookkeeping_fields_cannot_be_rectified(tenant):
+    refused = {
+        "privacy.requests": {"status": "completed"},
+        "privacy.consents": {"granted": True},
+        "portal.api_replays": {"endpoint": "/x"},
+        "portal.user_accounts": {"is_superuser": True},
+    }
+    for source, changes in refused.items():
+        with pytest.raises(ValidationError):
+            rights.clean_corrections(tenant, {source: changes})
+    assert rights.clean_corrections(tenant, {"portal.user_accounts": {"last_name": "Lee"}})
+
+
+def test_rotate_secrets_re_encrypts_the_tenant_hash_key(tenant):
+    from cryptography.fernet import Fernet
+    from django.core.management import call_command
+    from django.test import override_settings
+
+    from opsportal import crypto
+
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    with override_settings(FIELD_ENCRYPTION_KEYS=[old]):
+        crypto._fernet.cache_clear()
+        before = identity.subject_key(tenant, "email", "a@b.cd")
+    with override_settings(FIELD_ENCRYPTION_KEYS=[new, old]):
+        crypto._fernet.cache_clear()
+        call_command("rotate_secrets")
+    with override_settings(FIELD_ENCRYPTION_KEYS=[new]):
+        crypto._fernet.cache_clear()
+        assert identity.subject_key(tenant, "email", "a@b.cd") == before
+    crypto._fernet.cache_clear()

@@ -8,11 +8,11 @@ scanned, and a pg_dump of each), except the legal-hold fields, which are reporte
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import subprocess
 import zipfile
-from datetime import timedelta
 from pathlib import Path
 
 import psycopg
@@ -98,6 +98,7 @@ def test_the_access_package_holds_every_personal_value_of_three_sources_and_no_s
     for value in SECRETS.values():
         assert value not in text, value
     assert "sk_live_" not in text and "pbkdf2_sha256" not in text  # secret fields dropped
+    assert "10.0.0.7" in text and '"ref": "' in text  # inet and uuid columns, as text
     assert manifest["redactions"] == {"api_key": 1, "card_number": 1, "url_password": 1}
     evidence = EvidenceArtifact.objects.get(pk=request.evidence_id)
     assert EMAIL not in json.dumps(evidence.content)  # evidence names the subject by key
@@ -238,12 +239,32 @@ def test_replay_after_a_restore_erases_the_subject_again(subject, shop):
 
     seed_shop(shop, orders=2)  # the shop restored from a backup older than the erasure
     assert _found_in(shop, ["customers", "orders"], [EMAIL]) != {}
-    since = (timezone.now() - timedelta(days=1)).date().isoformat()
-    call_command("replay_erasures", "--since", since)
+    today = timezone.now().date().isoformat()
+    out = io.StringIO()
+    call_command("replay_erasures", "--since", today, stdout=out)
 
+    assert "shop.public.customers: 1 row(s) erased again" in out.getvalue()
     assert _found_in(shop, ["customers", "orders"], [EMAIL, PERSONAL["full_name"]]) == {}
     with psycopg.connect(shop) as conn:
         bobs = conn.execute("SELECT count(*) FROM customers WHERE email = 'bob@example.com'")
         assert bobs.fetchone()[0] == 2  # nobody else is touched
     assert ErasureRecord.objects.filter(replayed_at__isnull=False).exists()
-    assert SubjectRestriction.objects.filter(kind="erasure").count() == 1
+    assert SubjectRestriction.objects.filter(kind="erasure").count() == 1  # one key: email only
+
+    again = io.StringIO()
+    call_command("replay_erasures", "--since", today, stdout=again)
+    assert "0 row(s) erased again" in again.getvalue().splitlines()[-1]  # idempotent
+
+
+def test_replay_reads_the_journal_when_the_portal_database_itself_was_restored(subject, shop):
+    request = _received(subject, "erasure", "erase-4")
+    rights.preview(request)
+    request = services.transition(PrivacyRequest.objects.get(pk=request.pk), Status.IN_PROGRESS)
+    assert rights.execute(request).status == Status.COMPLETED
+    # Both restored from before the erasure: the portal lost its records, the shop its masking.
+    ErasureRecord.objects.all().delete()
+    seed_shop(shop, orders=1)
+
+    call_command("replay_erasures", "--since", timezone.now().date().isoformat())
+
+    assert _found_in(shop, ["customers", "orders"], [EMAIL, PERSONAL["full_name"]]) == {}

@@ -50,10 +50,12 @@ def _database_document(database: ExternalDatabase) -> dict:
 
 
 class Databases(APIView):
-    required_roles = ROLES
+    # A DSN reaches a database with the DSN's own rights: declaring one is for tenant admins.
+    required_roles = {Role.TENANT_ADMIN}
 
     @extend_schema(
-        summary="Declare an external PostgreSQL database (DSN stored encrypted, never returned)",
+        summary="Declare an external PostgreSQL database (tenant admins; DSN checked by connecting,"
+        " stored encrypted, never returned; never the portal's own database)",
         request=DatabaseInput,
         responses={201: OpenApiTypes.OBJECT, 422: OpenApiResponse(description="Bad DSN")},
     )

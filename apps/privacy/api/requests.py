@@ -157,6 +157,9 @@ class RequestDetail(APIView):
 class TransitionInput(serializers.Serializer):
     to = serializers.ChoiceField(choices=Status.choices)
     note = serializers.CharField(required=False, allow_blank=True, default="")
+    version = serializers.IntegerField(
+        required=False, help_text="The version you read; a stale one gets 409 and changes nothing"
+    )
 
 
 class RequestTransition(APIView):
@@ -178,9 +181,12 @@ class RequestTransition(APIView):
                 data.validated_data["to"],
                 note=data.validated_data["note"],
                 by=current_actor().label,
+                version=data.validated_data.get("version"),
             )
         except services.InvalidTransition as exc:
             raise _conflict(exc) from exc
+        except services.StaleVersion as exc:
+            raise Conflict({"version": [str(exc)]}) from exc
         except DjangoValidationError as exc:
             raise unprocessable(exc) from exc
         return Response(request_document(moved))
@@ -286,7 +292,9 @@ class Consents(APIView):
     def get(self, request):
         subject = request.query_params.get("subject", "").strip()
         if not subject:
-            raise UnprocessableEntity({"subject": ["Give ?subject= (an email or external id)."]})
+            raise serializers.ValidationError(
+                {"subject": ["Give ?subject= (an email or external id)."]}
+            )
         return Response(consents.state_of(request.tenant, subject))
 
     @extend_schema(
@@ -300,8 +308,13 @@ class Consents(APIView):
         data.is_valid(raise_exception=True)
         fields = dict(data.validated_data)
         fields.setdefault("given_at", timezone.now())
-        record = consents.record_consent(request.tenant, **fields)
-        return Response({"id": record.pk, **consents._row(record)}, status=status.HTTP_201_CREATED)
+        try:
+            record = consents.record_consent(request.tenant, **fields)
+        except DjangoValidationError as exc:
+            raise unprocessable(exc) from exc
+        return Response(
+            {"id": record.pk, **consents.row_of(record)}, status=status.HTTP_201_CREATED
+        )
 
 
 class _CSVPassthrough(BaseRenderer):
@@ -386,11 +399,9 @@ class RequestPackage(APIView):
             "sha256": target.package_sha256,
             "manifest": target.package_manifest,
         }
-        if request.query_params.get("inline") and path.stat().st_size < INLINE_LIMIT_BYTES:
+        if request.query_params.get("inline"):
             with zipfile.ZipFile(path) as archive:
-                body["files"] = {
-                    name: json.loads(archive.read(name))
-                    for name in archive.namelist()
-                    if name.endswith(".json")
-                }
+                entries = [i for i in archive.infolist() if i.filename.endswith(".json")]
+                if sum(i.file_size for i in entries) < INLINE_LIMIT_BYTES:  # unpacked size
+                    body["files"] = {i.filename: json.loads(archive.read(i)) for i in entries}
         return Response(body)
