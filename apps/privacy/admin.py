@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from apps.core.admin_mixins import TenantScopedAdmin
-from apps.privacy import rights, services
+from apps.privacy import rights, services, verification
 from apps.privacy.models import (
     ConsentRecord,
     PrivacyRequest,
@@ -307,7 +307,7 @@ class PrivacyRequestAdmin(PrivacyOnly, TenantScopedAdmin):
     def send_code(self, request, queryset):
         for item in queryset:
             try:
-                services.send_verification_code(item)
+                verification.send_verification_code(item)
                 self.message_user(request, f"#{item.pk}: code sent to {item.subject_email}.")
             except (services.InvalidTransition, ValidationError) as exc:
                 text = exc.messages[0] if isinstance(exc, ValidationError) else str(exc)

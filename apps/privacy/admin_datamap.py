@@ -14,7 +14,7 @@ from django.forms.models import construct_instance
 from django.utils.html import format_html
 
 from apps.core.admin_mixins import ReadOnlyAdmin, TenantScopedAdmin, ask_reason_then
-from apps.privacy import datamap, retention, rights
+from apps.privacy import datamap, restrictions, retention
 from apps.privacy.admin import PrivacyOnly
 from apps.privacy.models import (
     ErasureRecord,
@@ -204,7 +204,7 @@ class SubjectRestrictionAdmin(PrivacyOnly, TenantScopedAdmin, ReadOnlyAdmin):
 
         def apply(reason: str) -> None:
             for item in liftable:
-                rights.lift_restriction(item.tenant, item.pk, note=reason)
+                restrictions.lift_restriction(item.tenant, item.pk, note=reason)
             self.message_user(request, f"{liftable.count()} restriction(s) lifted.")
 
         return ask_reason_then(

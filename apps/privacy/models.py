@@ -373,6 +373,13 @@ class ErasureRecord(TenantOwned):
     class Meta:
         ordering = ["executed_at", "pk"]
         indexes = [models.Index(fields=["tenant", "executed_at"], name="privacy_erasure_when")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["request", "source"],
+                condition=models.Q(request__isnull=False),
+                name="privacy_erasure_once_per_source",
+            )
+        ]
 
 
 class RestrictionKind(models.TextChoices):

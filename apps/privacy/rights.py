@@ -282,7 +282,7 @@ def _erase(request: PrivacyRequest) -> PrivacyRequest:
             continue
         except Exception as exc:  # each source in its own transaction: record and go on
             logger.warning("erasure of %s failed", source.name, exc_info=True)
-            outcome = Outcome(source=source.name, status="failed", detail=_reason(exc))
+            outcome = Outcome(source=source.name, status="failed", detail=reason_of(exc))
             problems.append(source.name)
         record, _ = ErasureRecord.objects.update_or_create(
             request=request,
@@ -345,7 +345,7 @@ def record_outcome(record: ErasureRecord) -> dict:
     }
 
 
-def _reason(exc: Exception) -> str:
+def reason_of(exc: Exception) -> str:
     """Why a source failed, without what a database error may quote of a row (its DETAIL and
     CONTEXT lines): the first line only, which names constraints and columns, not values."""
     first = (str(exc).strip().splitlines() or [""])[0]
@@ -368,7 +368,7 @@ def _rectify(request: PrivacyRequest) -> PrivacyRequest:
             outcomes.append({"source": source.name, "status": "pending", "detail": str(exc)})
             continue
         except Exception as exc:
-            outcome = Outcome(source=source.name, status="failed", detail=_reason(exc))
+            outcome = Outcome(source=source.name, status="failed", detail=reason_of(exc))
             problems.append(source.name)
         outcomes.append(outcome.to_dict())
     PrivacyRequest.objects.filter(pk=request.pk).update(outcome={"sources": outcomes})
@@ -410,105 +410,3 @@ def record_restrictions(request: PrivacyRequest) -> PrivacyRequest:
         )
         PrivacyRequest.objects.filter(pk=request.pk).update(evidence=evidence)
         return complete(request, note=f"{kind} recorded for {', '.join(request.purposes or ['*'])}")
-
-
-def restrictions_of(tenant, subject: str) -> list[SubjectRestriction]:
-    """Active restrictions of a subject given by email or external id."""
-    key = ident.hash_key(tenant)
-    keys = {ident.hmac_of(key, "email", subject), ident.hmac_of(key, "external_id", subject)}
-    return list(
-        SubjectRestriction.objects.for_tenant(tenant)
-        .filter(subject_key__in=keys - {""}, lifted_at__isnull=True)
-        .order_by("since", "pk")
-    )
-
-
-def lift_restriction(tenant, restriction_id: int, *, note: str) -> SubjectRestriction:
-    """Art. 18(3): a restriction is lifted (the subject is told first). Erasure stops stay."""
-    with transaction.atomic():
-        found = (
-            SubjectRestriction.objects.for_tenant(tenant)
-            .select_for_update()
-            .filter(pk=restriction_id, lifted_at__isnull=True)
-            .first()
-        )
-        if found is None:
-            raise SubjectRestriction.DoesNotExist
-        if found.kind == RestrictionKind.ERASURE:
-            raise ValidationError({"kind": "An erasure's stop cannot be lifted."})
-        if not note.strip():
-            raise ValidationError({"note": "Say why the restriction is lifted."})
-        found.lifted_at = timezone.now()
-        found.note = f"{found.note}; lifted: {note.strip()}".strip("; ")
-        found.save(update_fields=["lifted_at", "note"])
-        record_event(
-            tenant_id=found.tenant_id,
-            action="privacy_restriction.lifted",
-            target=found,
-            before={"lifted_at": None},
-            after={"lifted_at": found.lifted_at, "purpose": found.purpose, "kind": found.kind},
-        )
-    return found
-
-
-# --- replay after a restore -----------------------------------------------------------------
-
-
-@dataclass
-class ReplayReport:
-    rows: dict[str, int]
-    failed: dict[str, str]
-
-
-def replay_erasures(since: datetime, tenant=None) -> ReplayReport:
-    """Apply every erasure recorded since `since` again, so that a database restored from an
-    older backup does not bring erased subjects back. The records come from the database and
-    from the journal outside it (apps/privacy/journal.py), which still has the records of
-    erasures made after the backup was taken. Idempotent: an erased row no longer matches its
-    subject's key (keyed hashes are not hashed twice). A source that fails is reported and its
-    records stay unreplayed; the others go on."""
-    from apps.tenancy.models import Tenant
-    from apps.tenancy.rls import all_tenants_context
-
-    report = ReplayReport(rows={}, failed={})
-    with all_tenants_context():
-        tenants = [tenant] if tenant else list(Tenant.objects.all())
-        journalled: dict[int, dict[str, set[str]]] = {}
-        for entry in journal.entries(since):
-            if entry.get("status") == ErasureRecord.DONE:
-                sources = journalled.setdefault(entry["tenant"], {})
-                sources.setdefault(entry["source"], set()).update(entry["key_hashes"])
-        for current in tenants:
-            records = ErasureRecord.objects.for_tenant(current).filter(
-                executed_at__gte=since, status=ErasureRecord.DONE
-            )
-            by_source = {k: set(v) for k, v in journalled.get(current.pk, {}).items()}
-            for record in records:
-                by_source.setdefault(record.source, set()).update(record.key_hashes)
-            if not by_source:
-                continue
-            context = Context(key=ident.hash_key(current))
-            replayed = []
-            for source in sources_for(current):
-                keys = by_source.get(source.name)
-                if not keys or not source.replayable:
-                    continue
-                label = f"{current.slug}:{source.name}"
-                try:
-                    report.rows[label] = source.replay(current, keys, context)
-                    replayed.append(source.name)
-                except Exception as exc:
-                    logger.warning("replay of %s failed", label, exc_info=True)
-                    report.failed[label] = _reason(exc)
-            records.filter(source__in=replayed).update(replayed_at=timezone.now())
-            record_event(
-                tenant_id=current.pk,
-                action="privacy.erasures_replayed",
-                target_type="privacy.erasurerecord",
-                after={
-                    "since": since.isoformat(),
-                    "sources": sorted(replayed),
-                    "failed": sorted(report.failed),
-                },
-            )
-    return report

@@ -6,7 +6,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from apps.core.taskbase import OpsTask
-from apps.privacy import services
+from apps.privacy import services, verification
 
 
 @shared_task(base=OpsTask, name="privacy.remind_deadlines")
@@ -27,7 +27,7 @@ def issue_code(request_id: int, **_kwargs) -> bool:
         ).first()
         if request is None:
             return False
-        services.issue_code(request)
+        verification.issue_code(request)
     return True
 
 

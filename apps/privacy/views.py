@@ -38,7 +38,7 @@ def package_download(request, token: str):
             tenant_id=target.tenant_id,
             action="privacy_package.downloaded",
             target=target,
-            after={"sha256": target.package_sha256, "ip": request.META.get("REMOTE_ADDR", "")},
+            after={"sha256": target.package_sha256},
         )
     response = FileResponse(
         open(target.package_path, "rb"),  # noqa: SIM115 - FileResponse closes it

@@ -13,7 +13,7 @@ from django.utils import timezone
 from apps.alerts.models import Alert
 from apps.audit.models import AuditEvent
 from apps.core.models import OutboxMessage
-from apps.privacy import reminders, services
+from apps.privacy import reminders, services, verification
 from apps.privacy.models import PrivacyRequest, Status, VerificationCode
 from apps.tenancy.roles import Role
 
@@ -128,7 +128,7 @@ def test_a_one_time_code_verifies_and_expires_and_runs_out_of_attempts(officer, 
     assert sent.status_code == 202 and sent.json()["status"] == "identity_pending"
     assert OutboxMessage.objects.filter(task_name="privacy.issue_code").exists()
     request = PrivacyRequest.objects.get(pk=request_id)
-    services.issue_code(request)  # what the worker runs
+    verification.issue_code(request)  # what the worker runs
     code = mail.outbox[-1].body.split("code is ")[1].split(".")[0]
     assert len(code) == 6 and not VerificationCode.objects.filter(code_hash=code).exists()
 
@@ -138,11 +138,11 @@ def test_a_one_time_code_verifies_and_expires_and_runs_out_of_attempts(officer, 
     exhausted = officer.post(url, {"code": code})
     assert exhausted.status_code == 422 and "Too many attempts" in str(exhausted.json())
 
-    services.issue_code(request)  # a new code replaces the used-up one
+    verification.issue_code(request)  # a new code replaces the used-up one
     code = mail.outbox[-1].body.split("code is ")[1].split(".")[0]
     later = timezone.now() + timedelta(minutes=settings.PRIVACY_CODE_TTL_MINUTES + 1)
-    with pytest.raises(services.VerificationFailed, match="expired"):
-        services.verify_code(request, code, now=later)
+    with pytest.raises(verification.VerificationFailed, match="expired"):
+        verification.verify_code(request, code, now=later)
     verified = officer.post(url, {"code": code}).json()
     assert verified["status"] == "verified" and verified["verification_method"] == "email code"
 

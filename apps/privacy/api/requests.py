@@ -20,7 +20,7 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.privacy import consents, deadlines, rights, services
+from apps.privacy import consents, deadlines, rights, services, verification
 from apps.privacy.models import Jurisdiction, PrivacyRequest, RequestType, Status
 from apps.tenancy.roles import Role
 from opsportal.api.idempotency import idempotent
@@ -252,14 +252,14 @@ class RequestVerification(APIView):
         target = _request(request, pk)
         try:
             if "code" not in request.data:
-                pending = services.send_verification_code(target)
+                pending = verification.send_verification_code(target)
                 body = request_document(pending)
                 body["code_sent_to"] = pending.subject_email
                 return Response(body, status=status.HTTP_202_ACCEPTED)
             data = VerifyInput(data=request.data)
             data.is_valid(raise_exception=True)
-            verified = services.verify_code(target, data.validated_data["code"])
-        except services.VerificationFailed as exc:
+            verified = verification.verify_code(target, data.validated_data["code"])
+        except verification.VerificationFailed as exc:
             raise UnprocessableEntity({"code": [str(exc)]}) from exc
         except services.InvalidTransition as exc:
             raise _conflict(exc) from exc

@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.core.services import enqueue
-from apps.privacy import connectors, rights
+from apps.privacy import connectors, restrictions
 from apps.privacy.models import RequestType, SubjectRestriction
 from apps.tenancy.rls import all_tenants_context
 from apps.tenancy.roles import READ_ROLES, Role
@@ -42,7 +42,7 @@ class SubjectRestrictions(APIView):
         responses=OpenApiTypes.OBJECT,
     )
     def get(self, request, subject: str):
-        found = rights.restrictions_of(request.tenant, subject)
+        found = restrictions.restrictions_of(request.tenant, subject)
         return Response(
             {
                 "restrictions": [_restriction(item) for item in found],
@@ -67,10 +67,12 @@ class LiftRestriction(APIView):
     def post(self, request, subject: str, pk: int):
         data = LiftInput(data=request.data)
         data.is_valid(raise_exception=True)
-        if pk not in {item.pk for item in rights.restrictions_of(request.tenant, subject)}:
+        if pk not in {item.pk for item in restrictions.restrictions_of(request.tenant, subject)}:
             raise NotFound("No such active restriction for this subject.")
         try:
-            lifted = rights.lift_restriction(request.tenant, pk, note=data.validated_data["note"])
+            lifted = restrictions.lift_restriction(
+                request.tenant, pk, note=data.validated_data["note"]
+            )
         except DjangoValidationError as exc:
             raise unprocessable(exc) from exc
         return Response({**_restriction(lifted), "lifted_at": lifted.lifted_at.isoformat()})

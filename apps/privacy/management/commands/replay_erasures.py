@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 from django.core.management.base import CommandError
 
 from apps.core.management.base import SystemCommand
-from apps.privacy import rights
+from apps.privacy import replay
 from apps.tenancy.models import Tenant
 
 
@@ -35,7 +35,7 @@ class Command(SystemCommand):
             chosen = Tenant.objects.filter(slug=tenant).first()
             if chosen is None:
                 raise CommandError(f"No tenant {tenant!r}.")
-        report = rights.replay_erasures(since_at, tenant=chosen)
+        report = replay.replay_erasures(since_at, tenant=chosen)
         for source, rows in sorted(report.rows.items()):
             self.stdout.write(f"{source}: {rows} row(s) erased again")
         for source, reason in sorted(report.failed.items()):
