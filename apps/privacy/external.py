@@ -127,7 +127,8 @@ def _open(conninfo: str, *, autocommit: bool, read_only: bool):
         autocommit=autocommit,
         application_name="opsportal-privacy",
         options=options,
-        passfile="/dev/null",
+        # A path that never exists: libpq then reads no password file (and warns about none).
+        passfile="/nonexistent/opsportal-reads-no-pgpass",
     )
 
 

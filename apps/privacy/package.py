@@ -138,7 +138,7 @@ def _write_source(archive, name, fields, rows, redactions) -> tuple[dict, int]:
             for row in rows:
                 clean = {k: _clean(row.get(k), redactions) for k in fields}
                 json_text.write(("," if count else "") + "\n" + _JSON.encode(clean))
-                writer.writerow([clean[k] for k in fields])
+                writer.writerow([_cell(clean[k]) for k in fields])
                 count += 1
             json_text.write("\n]\n")
             json_text.flush()
@@ -157,6 +157,11 @@ def _write_source(archive, name, fields, rows, redactions) -> tuple[dict, int]:
         },
         count,
     )
+
+
+def _cell(value):
+    """A CSV cell: JSON values as JSON, not as Python's repr."""
+    return _JSON.encode(value) if isinstance(value, dict | list) else value
 
 
 def package_files_of(request_ids: list[int]) -> list[Path]:

@@ -162,6 +162,7 @@ class ModelSource(Source):
     # Extra rows of the subject beyond the identity fields (e.g. JSON bodies that echo them).
     match: Callable[[Identity], Q] | None = None
     needs_consent: bool = True
+    emails_lowercased: bool = False
     # The fields a rectification may correct (portal bookkeeping is never among them).
     rectifiable: tuple[str, ...] = ()
     # Narrows a source that is not tenant-owned to the tenant's rows.
@@ -181,7 +182,10 @@ class ModelSource(Source):
         model = self._model()
         matching = Q()
         if who.email and self.email_field:
-            matching |= Q(**{f"{self.email_field}__iexact": who.email})
+            # Stored lower-cased already (consents, requests): an exact match, which the
+            # tenant's index covers; otherwise case-insensitive.
+            lookup = "" if self.emails_lowercased else "__iexact"
+            matching |= Q(**{f"{self.email_field}{lookup}": who.email})
         if who.external_id and self.external_id_field:
             matching |= Q(**{self.external_id_field: who.external_id})
         if self.match is not None and who:
@@ -408,6 +412,7 @@ register(
         email_field="subject",
         external_id_field="subject",
         needs_consent=False,
+        emails_lowercased=True,
         fields={
             "subject": FieldSpec("contact", legal_hold=LEGAL_HOLD_CONSENT),
             "purpose": FieldSpec("preference", legal_hold=LEGAL_HOLD_CONSENT),
@@ -438,6 +443,7 @@ register(
         model="privacy.PrivacyRequest",
         email_field="subject_email",
         external_id_field="subject_external_id",
+        emails_lowercased=True,
         runs_last=True,
         needs_consent=False,
         fields={
