@@ -20,8 +20,9 @@ class AppendOnlyError(RuntimeError):
     pass
 
 
-def _snapshot(instance: models.Model, fields: tuple[str, ...]) -> dict[str, Any]:
-    return {name: getattr(instance, name) for name in fields}
+def snapshot(instance: models.Model, fields: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """The audited fields of an audited model instance (its `audit_fields` by default)."""
+    return {name: getattr(instance, name) for name in (fields or instance.audit_fields)}
 
 
 class AuditedQuerySet(TenantQuerySet):
@@ -55,7 +56,7 @@ class AuditedQuerySet(TenantQuerySet):
                     tenant_id=instance.audit_tenant_id,
                     action=f"{self.model._meta.model_name}.bulk_deleted",
                     target=instance,
-                    before=_snapshot(instance, instance.audit_fields),
+                    before=snapshot(instance, instance.audit_fields),
                     after=None,
                 )
             return super().delete()
@@ -88,7 +89,7 @@ class AuditedModel(models.Model):
                 action=audit_action or f"{name}.{'updated' if before else 'created'}",
                 target=self,
                 before=before,
-                after=_snapshot(self, self.audit_fields),
+                after=snapshot(self, self.audit_fields),
             )
 
     def delete(self, *args: Any, audit_action: str | None = None, **kwargs: Any):
@@ -99,7 +100,7 @@ class AuditedModel(models.Model):
                 tenant_id=self.audit_tenant_id,
                 action=audit_action or f"{self._meta.model_name}.deleted",
                 target=self,
-                before=_snapshot(self, self.audit_fields),
+                before=snapshot(self, self.audit_fields),
                 after=None,
             )
             return super().delete(*args, **kwargs)

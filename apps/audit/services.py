@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from contextlib import nullcontext
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -62,32 +64,74 @@ def record_event(
     own table's policy, and a superuser's or a system job's change may belong to another
     tenant's chain (or the system chain) than the request's scope.
     """
-    actor = current_actor()
     if target is not None:
         target_type, target_id = target._meta.label_lower, target.pk
+    change = Change(action, target_type, target_id, before, after)
+    return record_events(tenant_id=tenant_id, changes=[change])[0]
+
+
+@dataclass(frozen=True)
+class Change:
+    """One event's content for `record_events`."""
+
+    action: str
+    target_type: str
+    target_id: Any
+    before: dict | None = None
+    after: dict | None = None
+
+    @classmethod
+    def of(
+        cls,
+        action: str,
+        target: models.Model,
+        before: dict | None = None,
+        after: dict | None = None,
+    ) -> Change:
+        return cls(action, target._meta.label_lower, target.pk, before, after)
+
+
+def record_events(*, tenant_id: int | None, changes: Sequence[Change]) -> list[AuditEvent]:
+    """Append events to the tenant's chain in order, exactly as `record_event` appends each
+    (same fields, same hashes, consecutive `seq`), with the chain head locked and advanced once
+    and the events inserted in one statement. For bulk writes: appending one by one locks and
+    rewrites the head row once per event, and within one transaction each rewrite gets slower
+    (about 1.7 ms an event at 100 events)."""
+    if not changes:
+        return []
+    actor = current_actor()
+    request_id = current_request_id() or ""
     with transaction.atomic(savepoint=False), _scope_covering(tenant_id):
         chain = _locked_chain(tenant_id)
-        event = AuditEvent(
-            chain=chain.key,
-            seq=chain.last_seq + 1,
-            tenant_id=tenant_id,
-            actor_user_id=actor.user_id,
-            actor_token_id=actor.token_id,
-            actor_label=actor.label,
-            action=action,
-            target_type=target_type,
-            target_id=str(target_id),
-            before=to_json_value(before),
-            after=to_json_value(after),
-            request_id=current_request_id() or "",
-            ip=actor.ip,
-            created_at=timezone.now(),
-            prev_hash=chain.last_hash,
-        )
-        event.hash = event_hash(event.prev_hash, event_fields(event))
-        event.save()
-        AuditChain.objects.filter(pk=chain.pk).update(last_seq=event.seq, last_hash=event.hash)
-    return event
+        seq, prev_hash = chain.last_seq, chain.last_hash
+        events = []
+        for change in changes:
+            seq += 1
+            event = AuditEvent(
+                chain=chain.key,
+                seq=seq,
+                tenant_id=tenant_id,
+                actor_user_id=actor.user_id,
+                actor_token_id=actor.token_id,
+                actor_label=actor.label,
+                action=change.action,
+                target_type=change.target_type,
+                target_id=str(change.target_id),
+                before=to_json_value(change.before),
+                after=to_json_value(change.after),
+                request_id=request_id,
+                ip=actor.ip,
+                created_at=timezone.now(),
+                prev_hash=prev_hash,
+            )
+            event.hash = prev_hash = event_hash(prev_hash, event_fields(event))
+            events.append(event)
+        if len(events) == 1:
+            events[0].save()
+        else:
+            AuditEvent.objects.bulk_create(events)
+        AuditChain.objects.filter(pk=chain.pk).update(last_seq=seq, last_hash=prev_hash)
+    return events
 
 
 def store_evidence(

@@ -9,7 +9,7 @@ from django.db import connection, transaction
 from apps.audit.hashing import event_fields, event_hash
 from apps.audit.models import AppendOnlyError, AuditEvent
 from apps.audit.selectors import verify_chains
-from apps.audit.services import record_checkpoint, record_event
+from apps.audit.services import Change, record_checkpoint, record_event, record_events
 from apps.tenancy.models import Membership
 from apps.tenancy.roles import Role
 from apps.tenancy.services import add_member, ensure_user, update_tenant
@@ -33,6 +33,27 @@ def test_chain_links_each_event_to_the_previous(tenant):
     for previous, current in itertools.pairwise(events):
         assert current.prev_hash == previous.hash
     assert verify_chains().ok
+
+
+def test_events_appended_together_chain_as_if_appended_one_by_one(tenant):
+    record_event(tenant_id=tenant.pk, action="test.before", target_type="x", target_id=0)
+    changes = [Change(f"test.{i}", "x", i, before={"n": i}, after={"n": i + 1}) for i in range(5)]
+    appended = record_events(tenant_id=tenant.pk, changes=changes)
+    record_event(tenant_id=tenant.pk, action="test.after", target_type="x", target_id=9)
+    events = list(AuditEvent.objects.filter(chain=f"tenant:{tenant.pk}").order_by("seq"))
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    assert [e.action for e in events[-7:]] == [
+        "test.before",
+        *(f"test.{i}" for i in range(5)),
+        "test.after",
+    ]
+    assert [e.pk for e in appended] == [e.pk for e in events[-6:-1]]
+    for previous, current in itertools.pairwise(events):
+        assert current.prev_hash == previous.hash
+        assert current.hash == event_hash(current.prev_hash, event_fields(current))
+    assert events[-2].before == {"n": 4} and events[-2].after == {"n": 5}
+    assert verify_chains().ok
+    assert record_events(tenant_id=tenant.pk, changes=[]) == []
 
 
 def test_verify_audit_command_counts_events(tenant, capsys):
