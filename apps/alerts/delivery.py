@@ -1,15 +1,21 @@
 """The delivery engine: claim due deliveries, send them, record every attempt.
 
-- Claiming is one `SELECT … FOR UPDATE SKIP LOCKED` + UPDATE that leases rows to this worker, so
-  any number of workers (and the beat sweeper) can run without sending a delivery twice at once.
+- Claiming is one statement: an `UPDATE … RETURNING` of the rows a locking
+  `SELECT … FOR UPDATE SKIP LOCKED LIMIT n` picked, which leases them to this worker, so any
+  number of workers (and the beat sweeper) can run without sending a delivery twice at once.
   A worker that dies mid-send leaves an expired lease, and the row is claimed again: delivery is
   at-least-once, and the `Idempotency-Key` sent with every attempt lets receivers drop repeats.
-- Each task takes up to BATCH_SIZE due deliveries, oldest first, so a backlog is drained in
-  batches (fewer round trips) and no delivery waits behind newer ones.
-- Channels are sent to in parallel threads (one per channel, a kept-alive HTTP connection each);
-  within a channel requests go one after another, so the circuit breaker can stop a dead
+- Each batch takes up to BATCH_SIZE due deliveries, oldest first, so a backlog is drained in
+  batches (fewer round trips) and no delivery waits behind newer ones. A task triggered for n
+  deliveries works through up to n / BATCH_SIZE batches (`drain`). No request of a batch starts
+  after `send_deadline` (well inside the lease): what a very slow receiver leaves unsent then is
+  released, due again at once with no attempt used, so a batch is never still being sent when
+  its lease runs out and another worker claims it.
+- Within a channel requests go one after another, so the circuit breaker can stop a dead
   receiver after ALERT_BREAKER_FAILURE_THRESHOLD failures instead of after a whole batch.
-  Threads do only I/O; every database read and write happens in the task's own thread.
+  Channels with fast receivers are sent to in the task's own thread, the others each in a
+  thread of their own (`apps.alerts.sending`). Threads do only I/O; every database read and
+  write happens in the task's own thread.
 - A failed request is retried with exponential backoff and jitter; 4xx answers other than
   408/429 are permanent (the request itself is wrong) and go straight to the dead-letter queue,
   as does a delivery that used up its attempts (ALERT_DELIVERY_MAX_ATTEMPTS) or has been trying
@@ -26,57 +32,33 @@ import logging
 import random
 import time
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import httpx
 from django.conf import settings
-from django.core.mail import EmailMultiAlternatives, get_connection
-from django.db import transaction
+from django.db import connections, router, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from apps.alerts import payloads
+from apps.alerts import payloads, sending
 from apps.alerts.metrics import DELIVERIES, DELIVERY_LATENCY
 from apps.alerts.models import (
+    Alert,
     BreakerState,
+    Channel,
     ChannelHealth,
-    ChannelKind,
     Delivery,
     DeliveryAttempt,
     DeliveryStatus,
+    Digest,
 )
-from apps.alerts.validation import check_resolved_target
+from apps.alerts.sending import Result
+from opsportal import crypto
 
 logger = logging.getLogger(__name__)
 
-BATCH_SIZE = 50
+BATCH_SIZE = 200
 HALF_OPEN_RECHECK_SECONDS = 1.0
-
-_client: httpx.Client | None = None
-
-
-def http_client() -> httpx.Client:
-    """One pooled client per process: keep-alive connections to each receiver."""
-    global _client
-    if _client is None:
-        _client = httpx.Client(
-            timeout=settings.ALERT_DELIVERY_TIMEOUT_SECONDS,
-            follow_redirects=False,
-            limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
-        )
-    return _client
-
-
-@dataclass
-class Result:
-    outcome: str  # delivered | failed | rejected | breaker_open | deferred
-    started_at: datetime
-    duration_ms: int = 0
-    status_code: int | None = None
-    error: str = ""
-    retry_after: float | None = None
 
 
 def lease_seconds() -> float:
@@ -92,13 +74,67 @@ def backoff_seconds(attempt: int) -> float:
     return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
+# --- claiming -----------------------------------------------------------------------------------
+
+# Due: waiting with its time come, or sending under an expired lease. Written as
+# `status IN (all three) AND …` so the partial index `delivery_due` can be scanned in
+# next_attempt_at order and the LIMIT stops the scan, instead of sorting every due row.
+_DUE_STATUSES = (DeliveryStatus.PENDING, DeliveryStatus.RETRYING, DeliveryStatus.SENDING)
+
+
 def _due(now: datetime) -> Q:
-    waiting = Q(status__in=[DeliveryStatus.PENDING, DeliveryStatus.RETRYING])
-    stale = Q(status=DeliveryStatus.SENDING, lease_until__lt=now)
-    return (waiting | stale) & Q(next_attempt_at__lte=now)
+    return (
+        Q(status__in=_DUE_STATUSES)
+        & Q(next_attempt_at__lte=now)
+        & (~Q(status=DeliveryStatus.SENDING) | Q(lease_until__lt=now))
+    )
 
 
-def claim(now: datetime, limit: int = BATCH_SIZE) -> list[Delivery]:
+def _claim_sql(connection) -> tuple[str, list[str]]:
+    qn = connection.ops.quote_name
+    table = qn(Delivery._meta.db_table)
+    fields = Delivery._meta.concrete_fields
+    columns = ", ".join(f"{table}.{qn(f.column)}" for f in fields)
+    # A MATERIALIZED CTE runs the locking SELECT exactly once; an `IN (subquery)` may be planned
+    # as a semi-join that re-runs it and leases more than `limit` rows. Identifiers come from the
+    # model and are quoted; every value is a parameter.
+    sql = (
+        f"WITH due AS MATERIALIZED ("  # noqa: S608
+        f" SELECT {qn('id')} FROM {table}"
+        f" WHERE {qn('status')} IN (%s, %s, %s) AND {qn('next_attempt_at')} <= %s"
+        f" AND ({qn('status')} <> %s OR {qn('lease_until')} < %s)"
+        f" ORDER BY {qn('next_attempt_at')}, {qn('id')} LIMIT %s FOR UPDATE SKIP LOCKED)"
+        f" UPDATE {table} SET {qn('status')} = %s, {qn('lease_until')} = %s"
+        f" FROM due WHERE {table}.{qn('id')} = due.{qn('id')}"
+        f" RETURNING {columns}"
+    )
+    return sql, [f.attname for f in fields]
+
+
+def claim(now: datetime, limit: int | None = None) -> list[Delivery]:
+    """Lease up to `limit` (BATCH_SIZE) due deliveries to this worker, oldest first, with their
+    channel, tenant, alert and digest loaded. One statement on PostgreSQL (its own transaction
+    unless the caller has one open)."""
+    limit = limit or BATCH_SIZE
+    alias = router.db_for_write(Delivery)
+    connection = connections[alias]
+    lease_until = now + timedelta(seconds=lease_seconds())
+    if connection.vendor != "postgresql":
+        return _attach_related(_claim_orm(now, limit, lease_until))
+    sql, attnames = _claim_sql(connection)
+    params = [*_DUE_STATUSES, now, DeliveryStatus.SENDING, now, limit]
+    params += [DeliveryStatus.SENDING, lease_until]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    batch = [Delivery.from_db(alias, attnames, row) for row in rows]
+    batch.sort(key=lambda d: d.pk)
+    return _attach_related(batch)
+
+
+def _claim_orm(now: datetime, limit: int, lease_until: datetime) -> list[Delivery]:
+    """The same claim for databases without UPDATE … RETURNING and SKIP LOCKED (SQLite, where
+    one writer at a time makes the locking moot)."""
     with transaction.atomic():
         ids = list(
             Delivery.objects.select_for_update(skip_locked=True)
@@ -109,39 +145,84 @@ def claim(now: datetime, limit: int = BATCH_SIZE) -> list[Delivery]:
         if not ids:
             return []
         Delivery.objects.filter(pk__in=ids).update(
-            status=DeliveryStatus.SENDING, lease_until=now + timedelta(seconds=lease_seconds())
+            status=DeliveryStatus.SENDING, lease_until=lease_until
         )
-    return list(
-        Delivery.objects.filter(pk__in=ids)
-        .select_related("channel", "channel__tenant", "alert", "digest")
-        .order_by("id")
-    )
+    return list(Delivery.objects.filter(pk__in=ids).order_by("id"))
 
 
-def deliver_due(limit: int = BATCH_SIZE) -> dict[str, int]:
-    """Claim and send one batch. Returns counts by outcome."""
+def _attach_related(batch: list[Delivery]) -> list[Delivery]:
+    """Load the channels (with tenants), alerts and digests of a batch, one query each. A row
+    whose channel, alert or digest was deleted meanwhile is gone too (cascade): it is dropped."""
+    if not batch:
+        return batch
+    channels = Channel.objects.select_related("tenant").in_bulk({d.channel_id for d in batch})
+    alert_ids = {d.alert_id for d in batch if d.alert_id}
+    alerts = Alert.objects.in_bulk(alert_ids) if alert_ids else {}
+    digest_ids = {d.digest_id for d in batch if d.digest_id}
+    digests = Digest.objects.in_bulk(digest_ids) if digest_ids else {}
+    kept = []
+    for delivery in batch:
+        channel = channels.get(delivery.channel_id)
+        if channel is None:
+            continue
+        if delivery.alert_id and delivery.alert_id not in alerts:
+            continue
+        if delivery.digest_id and delivery.digest_id not in digests:
+            continue
+        delivery.channel = channel
+        if delivery.alert_id:
+            delivery.alert = alerts[delivery.alert_id]
+        if delivery.digest_id:
+            delivery.digest = digests[delivery.digest_id]
+        kept.append(delivery)
+    return kept
+
+
+# --- one batch ----------------------------------------------------------------------------------
+
+
+def deliver_due(limit: int | None = None) -> dict[str, int]:
+    """Claim and send one batch (of up to BATCH_SIZE). Returns counts by outcome."""
+    return _deliver_batch(limit or BATCH_SIZE)[0]
+
+
+def drain(max_batches: int, limit: int | None = None) -> dict[str, int]:
+    """Send up to `max_batches` batches (of up to BATCH_SIZE), stopping at the first one that is
+    not full (nothing more is due). Returns counts by outcome over all of them."""
+    limit = limit or BATCH_SIZE
+    totals: dict[str, int] = defaultdict(int)
+    for _ in range(max(1, max_batches)):
+        counts, claimed = _deliver_batch(limit)
+        for key, value in counts.items():
+            totals[key] += value
+        if claimed < limit:
+            break
+    return dict(totals)
+
+
+def _deliver_batch(limit: int) -> tuple[dict[str, int], int]:
     now = timezone.now()
+    claimed_at = time.monotonic()
     batch = claim(now, limit)
     if not batch:
-        return {}
+        return {}, 0
     by_channel: dict[int, list[Delivery]] = defaultdict(list)
     for delivery in batch:
         by_channel[delivery.channel_id].append(delivery)
-    plans = [_plan(items, now) for items in by_channel.values()]
-    with ThreadPoolExecutor(max_workers=min(8, len(plans))) as pool:
-        outcomes = list(pool.map(_send_channel, plans))
+    healths = _healths(list(by_channel))
+    plans = [_plan(items, now, healths[channel_id]) for channel_id, items in by_channel.items()]
+    outcomes = sending.send_all(plans, send_deadline(claimed_at))
     counts: dict[str, int] = defaultdict(int)
     retry_at: list[datetime] = []
     dead_tenants: set[int] = set()
-    for plan, results in zip(plans, outcomes, strict=True):
-        _record(plan, results, counts, retry_at, dead_tenants)
+    _record(plans, outcomes, counts, retry_at, dead_tenants)
     _schedule_retries(retry_at)
     if dead_tenants:
         from apps.alerts.services import check_dead_letters
 
         for tenant_id in dead_tenants:
             check_dead_letters(tenant_id)
-    return dict(counts)
+    return dict(counts), len(batch)
 
 
 @dataclass
@@ -153,11 +234,20 @@ class ChannelPlan:
     failures_before: int
 
 
-def _plan(deliveries: list[Delivery], now: datetime) -> ChannelPlan:
+def _healths(channel_ids: list[int]) -> dict[int, ChannelHealth]:
+    """The breaker rows of these channels in one query (created for a channel that has none)."""
+    found = {h.channel_id: h for h in ChannelHealth.objects.filter(channel_id__in=channel_ids)}
+    for channel_id in channel_ids:
+        if channel_id not in found:
+            channel = Channel.objects.get(pk=channel_id)
+            found[channel_id], _ = ChannelHealth.objects.get_or_create(
+                channel=channel, defaults={"tenant_id": channel.tenant_id}
+            )
+    return found
+
+
+def _plan(deliveries: list[Delivery], now: datetime, health: ChannelHealth) -> ChannelPlan:
     channel = deliveries[0].channel
-    health, _ = ChannelHealth.objects.get_or_create(
-        channel=channel, defaults={"tenant_id": channel.tenant_id}
-    )
     mode = "send"
     if health.state == BreakerState.OPEN and health.opened_until and health.opened_until > now:
         mode = "fail_fast"
@@ -172,6 +262,12 @@ def _plan(deliveries: list[Delivery], now: datetime) -> ChannelPlan:
             )
         ).update(state=BreakerState.HALF_OPEN, probe_started_at=now)
         mode = "probe" if became_probe else "defer"
+    secret = None  # decrypted once per channel and batch; on failure build() says why, per row
+    if mode in ("send", "probe") and channel.enabled and channel.secret_ciphertext:
+        try:
+            secret = crypto.decrypt(channel.secret_ciphertext)
+        except Exception:
+            secret = None
     outgoing: list[payloads.Outgoing | None] = []
     for delivery in deliveries:
         if not channel.enabled:
@@ -181,7 +277,7 @@ def _plan(deliveries: list[Delivery], now: datetime) -> ChannelPlan:
             outgoing.append(None)
             continue
         try:
-            outgoing.append(payloads.build(delivery))
+            outgoing.append(payloads.build(delivery, secret=secret))
         except Exception as exc:  # a broken secret or template must not stop the batch
             logger.exception("cannot build notification %s", delivery.pk)
             outgoing.append(
@@ -190,159 +286,95 @@ def _plan(deliveries: list[Delivery], now: datetime) -> ChannelPlan:
     return ChannelPlan(health, deliveries, outgoing, mode, health.consecutive_failures)
 
 
-def _send_channel(plan: ChannelPlan) -> list[Result]:
-    """Runs in a worker thread: network I/O only, no database access."""
-    results: list[Result] = []
-    failures = plan.failures_before
-    threshold = settings.ALERT_BREAKER_FAILURE_THRESHOLD
-    email_connection = None
-    for index, outgoing in enumerate(plan.outgoing):
-        started = timezone.now()
-        if plan.mode == "defer" or (plan.mode == "probe" and index > 0):
-            results.append(Result("deferred", started))
-            continue
-        if plan.mode == "fail_fast" or (failures >= threshold and plan.mode == "send"):
-            results.append(Result("breaker_open", started, error="circuit breaker open"))
-            continue
-        if outgoing is None or outgoing.skip_reason:
-            reason = outgoing.skip_reason if outgoing else "nothing to send"
-            results.append(Result("rejected", started, error=reason))
-            continue
-        if outgoing.kind == ChannelKind.EMAIL:
-            if email_connection is None:
-                email_connection = get_connection(timeout=settings.ALERT_DELIVERY_TIMEOUT_SECONDS)
-            result = _send_email(outgoing, started, email_connection)
-        else:
-            result = _send_http(outgoing, started)
-        results.append(result)
-        if result.outcome == "delivered":
-            failures = 0
-        else:
-            failures += 1
-            if plan.mode == "probe":
-                failures = max(failures, threshold)
-    if email_connection is not None:
-        email_connection.close()
-    return results
-
-
-def _send_http(outgoing: payloads.Outgoing, started: datetime) -> Result:
-    clock = time.monotonic()
-    try:
-        check_resolved_target(outgoing.url)
-        response = http_client().post(outgoing.url, content=outgoing.body, headers=outgoing.headers)
-    except PermissionError as exc:
-        return Result("rejected", started, _ms(clock), error=str(exc)[:500])
-    except (httpx.HTTPError, OSError) as exc:
-        return Result("failed", started, _ms(clock), error=f"{type(exc).__name__}: {exc}"[:500])
-    code = response.status_code
-    if 200 <= code < 300:
-        return Result("delivered", started, _ms(clock), status_code=code)
-    error = f"HTTP {code}: {response.text[:300]}"
-    if code in (408, 429) or code >= 500:
-        retry_after = _retry_after(response.headers.get("Retry-After"))
-        return Result("failed", started, _ms(clock), code, error, retry_after)
-    return Result("rejected", started, _ms(clock), code, error)
-
-
-def _send_email(outgoing: payloads.Outgoing, started: datetime, connection) -> Result:
-    clock = time.monotonic()
-    message = EmailMultiAlternatives(
-        subject=outgoing.subject,
-        body=outgoing.text,
-        to=outgoing.to,
-        headers=outgoing.headers,
-        connection=connection,
-    )
-    if outgoing.html:
-        message.attach_alternative(outgoing.html, "text/html")
-    try:
-        message.send(fail_silently=False)
-    except Exception as exc:  # smtplib and socket errors: retried
-        return Result("failed", started, _ms(clock), error=f"{type(exc).__name__}: {exc}"[:500])
-    return Result("delivered", started, _ms(clock))
-
-
-def _retry_after(value: str | None) -> float | None:
-    try:
-        return min(float(value), settings.ALERT_RETRY_MAX_SECONDS) if value else None
-    except ValueError:
-        return None
-
-
-def _ms(clock: float) -> int:
-    return int((time.monotonic() - clock) * 1000)
+def send_deadline(claimed_at: float) -> float:
+    """No request of a batch starts later than this (on the time.monotonic() clock), so that
+    the last one, even if it takes the whole timeout, is recorded before the lease runs out and
+    no other worker claims the batch while it is still being sent. The deliveries left when it
+    passes (a receiver slow enough to take most of the lease) are released: due again at once,
+    no attempt used."""
+    timeout = settings.ALERT_DELIVERY_TIMEOUT_SECONDS
+    return claimed_at + max(timeout, lease_seconds() - timeout - 10)
 
 
 def _record(
-    plan: ChannelPlan,
-    results: list[Result],
+    plans: list[ChannelPlan],
+    outcomes: list[list[Result]],
     counts: dict[str, int],
     retry_at: list[datetime],
     dead_tenants: set[int],
 ) -> None:
+    """Record a batch: attempts, statuses and breaker states, in one transaction."""
     now = timezone.now()
     attempts: list[DeliveryAttempt] = []
-    kind = plan.deliveries[0].channel.kind
-    successes = failures = 0
-    consecutive = plan.failures_before
-    last_error = ""
+    breakers: list[tuple[ChannelPlan, int, int, int, str]] = []
     give_up = timedelta(seconds=settings.ALERT_DELIVERY_GIVE_UP_SECONDS)
-    for delivery, result in zip(plan.deliveries, results, strict=True):
-        counts[result.outcome] += 1
-        if result.outcome in ("deferred", "breaker_open"):
-            # No request was made, so no attempt is used up; only the give-up age applies.
-            if result.outcome == "breaker_open" and now - delivery.queued_at >= give_up:
-                _bury(delivery, now, f"gave up after {give_up}: circuit breaker open")
+    for plan, results in zip(plans, outcomes, strict=True):
+        kind = plan.deliveries[0].channel.kind
+        successes = failures = 0
+        consecutive = plan.failures_before
+        last_error = ""
+        for delivery, result in zip(plan.deliveries, results, strict=True):
+            counts[result.outcome] += 1
+            if result.outcome == "released":  # not sent in time: due again at once
+                delivery.status = DeliveryStatus.RETRYING
+                delivery.next_attempt_at = now
+                retry_at.append(now)
+                continue
+            if result.outcome in ("deferred", "breaker_open"):
+                # No request was made, so no attempt is used up; only the give-up age applies.
+                if result.outcome == "breaker_open" and now - delivery.queued_at >= give_up:
+                    _bury(delivery, now, f"gave up after {give_up}: circuit breaker open")
+                    dead_tenants.add(delivery.tenant_id)
+                    counts["dead"] += 1
+                    continue
+                delivery.status = DeliveryStatus.RETRYING
+                delivery.next_attempt_at = _after_breaker(plan, result, now)
+                delivery.last_error = result.error or delivery.last_error
+                retry_at.append(delivery.next_attempt_at)
+                continue
+            DELIVERIES.labels(kind, result.outcome).inc()
+            delivery.attempts += 1
+            attempts.append(
+                DeliveryAttempt(
+                    tenant_id=delivery.tenant_id,
+                    delivery_id=delivery.pk,
+                    number=delivery.attempts,
+                    started_at=result.started_at,
+                    duration_ms=result.duration_ms,
+                    outcome=result.outcome,
+                    status_code=result.status_code,
+                    error=result.error,
+                )
+            )
+            if result.outcome == "delivered":
+                successes += 1
+                consecutive = 0
+                delivery.status = DeliveryStatus.DELIVERED
+                delivery.delivered_at = now
+                delivery.last_error = ""
+                DELIVERY_LATENCY.labels(kind).observe((now - delivery.created_at).total_seconds())
+                continue
+            failures += 1
+            consecutive += 1
+            last_error = result.error
+            if (
+                result.outcome == "rejected"
+                or delivery.attempts >= settings.ALERT_DELIVERY_MAX_ATTEMPTS
+                or now - delivery.queued_at >= give_up
+            ):
+                _bury(delivery, now, result.error)
                 dead_tenants.add(delivery.tenant_id)
                 counts["dead"] += 1
-                continue
-            delivery.status = DeliveryStatus.RETRYING
-            delivery.next_attempt_at = _after_breaker(plan, result, now)
-            delivery.last_error = result.error or delivery.last_error
-            retry_at.append(delivery.next_attempt_at)
-            continue
-        DELIVERIES.labels(kind, result.outcome).inc()
-        delivery.attempts += 1
-        attempts.append(
-            DeliveryAttempt(
-                tenant_id=delivery.tenant_id,
-                delivery_id=delivery.pk,
-                number=delivery.attempts,
-                started_at=result.started_at,
-                duration_ms=result.duration_ms,
-                outcome=result.outcome,
-                status_code=result.status_code,
-                error=result.error,
-            )
-        )
-        if result.outcome == "delivered":
-            successes += 1
-            consecutive = 0
-            delivery.status = DeliveryStatus.DELIVERED
-            delivery.delivered_at = now
-            delivery.last_error = ""
-            DELIVERY_LATENCY.labels(kind).observe((now - delivery.created_at).total_seconds())
-            continue
-        failures += 1
-        consecutive += 1
-        last_error = result.error
-        if (
-            result.outcome == "rejected"
-            or delivery.attempts >= settings.ALERT_DELIVERY_MAX_ATTEMPTS
-            or now - delivery.queued_at >= give_up
-        ):
-            _bury(delivery, now, result.error)
-            dead_tenants.add(delivery.tenant_id)
-            counts["dead"] += 1
-        else:
-            delay = result.retry_after or backoff_seconds(delivery.attempts)
-            delivery.status = DeliveryStatus.RETRYING
-            delivery.next_attempt_at = now + timedelta(seconds=delay)
-            delivery.last_error = result.error
-            retry_at.append(delivery.next_attempt_at)
-    delivered = [d.pk for d in plan.deliveries if d.status == DeliveryStatus.DELIVERED]
-    others = [d for d in plan.deliveries if d.status != DeliveryStatus.DELIVERED]
+            else:
+                delay = result.retry_after or backoff_seconds(delivery.attempts)
+                delivery.status = DeliveryStatus.RETRYING
+                delivery.next_attempt_at = now + timedelta(seconds=delay)
+                delivery.last_error = result.error
+                retry_at.append(delivery.next_attempt_at)
+        breakers.append((plan, successes, failures, consecutive, last_error))
+    every = [d for plan in plans for d in plan.deliveries]
+    delivered = [d.pk for d in every if d.status == DeliveryStatus.DELIVERED]
+    others = [d for d in every if d.status != DeliveryStatus.DELIVERED]
     with transaction.atomic():
         DeliveryAttempt.objects.bulk_create(attempts)
         if delivered:  # the common case, as one plain UPDATE
@@ -367,7 +399,7 @@ def _record(
                     "last_error",
                 ],
             )
-        _update_breaker(plan, successes, failures, consecutive, last_error, now)
+        _update_breakers(breakers, now)
 
 
 def _bury(delivery: Delivery, now: datetime, error: str) -> None:
@@ -387,24 +419,34 @@ def _after_breaker(plan: ChannelPlan, result: Result, now: datetime) -> datetime
     return max(until, now) + timedelta(seconds=random.uniform(0, 1))
 
 
-def _update_breaker(
-    plan: ChannelPlan, successes: int, failures: int, consecutive: int, error: str, now: datetime
-) -> None:
-    """One UPDATE per channel and batch. Concurrent workers may interleave their counts; the
-    breaker is a load shedder, so an approximate count is acceptable."""
-    health = ChannelHealth.objects.filter(pk=plan.health.pk)
-    if not successes and not failures:
-        return
-    threshold = settings.ALERT_BREAKER_FAILURE_THRESHOLD
-    if successes and consecutive == 0:
-        health.update(
+def _update_breakers(breakers: list[tuple[ChannelPlan, int, int, int, str]], now: datetime) -> None:
+    """The channels of a batch that ended on a success are closed with one UPDATE; each other
+    channel that made requests gets one of its own. Concurrent workers may interleave their
+    counts; the breaker is a load shedder, so an approximate count is acceptable."""
+    closed = [
+        plan.health.pk
+        for plan, successes, _, consecutive, _ in breakers
+        if successes and consecutive == 0
+    ]
+    if closed:
+        ChannelHealth.objects.filter(pk__in=closed).update(
             state=BreakerState.CLOSED,
             consecutive_failures=0,
             opened_until=None,
             probe_started_at=None,
             last_success_at=now,
         )
-        return
+    for plan, successes, failures, consecutive, error in breakers:
+        if (successes or failures) and plan.health.pk not in closed:
+            _update_breaker(plan, successes, failures, consecutive, error, now)
+
+
+def _update_breaker(
+    plan: ChannelPlan, successes: int, failures: int, consecutive: int, error: str, now: datetime
+) -> None:
+    """A channel whose batch ended on a failure: count it, and open the breaker at the
+    threshold (or when a half-open probe failed)."""
+    threshold = settings.ALERT_BREAKER_FAILURE_THRESHOLD
     opens = plan.mode == "probe" or consecutive >= threshold
     changes = {
         "consecutive_failures": consecutive if successes else F("consecutive_failures") + failures,
@@ -420,7 +462,7 @@ def _update_breaker(
             probe_started_at=None,
         )
         logger.warning("circuit breaker opened for channel %s", plan.health.channel_id)
-    health.update(**changes)
+    ChannelHealth.objects.filter(pk=plan.health.pk).update(**changes)
 
 
 def _schedule_retries(retry_at: list[datetime]) -> None:

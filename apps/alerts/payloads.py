@@ -48,7 +48,9 @@ class Outgoing:
     skip_reason: str = ""
 
 
-def build(delivery: Delivery) -> Outgoing:
+def build(delivery: Delivery, *, secret: str | None = None) -> Outgoing:
+    """The request for one delivery. `secret` is the channel's decrypted secret when the caller
+    already has it (the engine decrypts once per channel and batch)."""
     channel = delivery.channel
     kind = channel.kind
     message = _message(delivery)
@@ -61,7 +63,8 @@ def build(delivery: Delivery) -> Outgoing:
             to=channel.recipients(),
             headers={"X-Opsportal-Idempotency-Key": str(delivery.idempotency_key)},
         )
-    secret = crypto.decrypt(channel.secret_ciphertext) if channel.secret_ciphertext else ""
+    if secret is None:
+        secret = crypto.decrypt(channel.secret_ciphertext) if channel.secret_ciphertext else ""
     if kind == ChannelKind.SLACK:
         return _json(kind, secret, slack_body(message), delivery)
     if kind == ChannelKind.PAGERDUTY:

@@ -1,6 +1,7 @@
-"""Writes for alerts: the entry point other apps call (`raise_alert`, `resolve_alert`),
-acknowledgement, channels, the dead-letter queue, and the per-minute `tick` (escalations,
-batches, summaries) that beat runs for every tenant.
+"""Writes for alerts: the entry point other apps call (`raise_alert`, `resolve_alert`, and
+`raise_alerts` for many at once, in `apps.alerts.bulk`), acknowledgement, channels, the
+dead-letter queue, and the per-minute `tick` (escalations, batches, summaries) that beat runs
+for every tenant.
 
 Every notification is a `Delivery` row written in the same transaction as the change that caused
 it, and handed to Celery through the outbox (`apps.core.services.enqueue`): if the broker is
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -109,49 +111,114 @@ def raise_alert(
     """Record that something is wrong. A firing alert with the same dedup key is updated
     (count, last seen) instead of notified again, unless its policy's dedup window has passed
     without an acknowledgement, which sends a repeat."""
-    if title and len(title) > TITLE_LIMIT:  # a long title must not cost the alert
-        title = title[: TITLE_LIMIT - 1] + "…"
-    tier = _validate(tier, {"source": source, "dedup_key": dedup_key, "title": title})
+    spec = AlertSpec.clean(source, tier, dedup_key, title, summary, details, links, only_kinds)
     now = now or timezone.now()
-    policy = policies.policy_for(tenant, tier)
+    policy = policies.policy_for(tenant, spec.tier)
     with transaction.atomic():
-        for _ in range(3):
-            existing = (
-                Alert.objects.for_tenant(tenant)
-                .select_for_update()
-                .filter(dedup_key=dedup_key)
-                .exclude(status=AlertStatus.RESOLVED)
-                .first()
-            )
-            if existing is not None:
-                latest = {"title": title, "summary": summary, "details": details, "links": links}
-                return _repeat(existing, policy, now, latest)
-            # The usual tier-1 case is notified at once: record it so in the INSERT itself.
-            at_once = policy.mode == DeliveryMode.IMMEDIATE and policy.threshold_count <= 1
-            try:
-                with transaction.atomic():
-                    alert = Alert(
-                        tenant=tenant,
-                        source=source,
-                        tier=tier,
-                        dedup_key=dedup_key,
-                        title=title,
-                        summary=summary or "",
-                        details=details or {},
-                        links=links or [],
-                        only_kinds=only_kinds or [],
-                        notify_state=NotifyState.NOTIFIED if at_once else NotifyState.WAITING,
-                        first_notified_at=now if at_once else None,
-                        last_notified_at=now if at_once else None,
-                        first_seen_at=now,
-                        last_seen_at=now,
-                    )
-                    alert.save(audit_action="alert.raised")
-            except IntegrityError:
-                continue  # raised concurrently with the same key: fold into the winner
-            ALERTS_RAISED.labels(str(tier), source).inc()
-            return RaiseResult(alert, True, _first_notification(alert, policy, now))
+        return _raise_one(tenant, spec, policy, now)
+
+
+def raise_alerts(
+    tenant: Tenant, alerts: Iterable[Mapping[str, Any]], *, now: datetime | None = None
+) -> list[RaiseResult]:
+    """Raise many alerts of one tenant in one transaction, each given as the keyword arguments
+    of `raise_alert` (source, tier, dedup_key, title, summary, details, links, only_kinds).
+    Returns one result per alert, in order, each what `raise_alert` would have returned had it
+    been called for the alerts one after another. All or nothing: bad input in any alert raises
+    a ValidationError naming it ("<index>.<field>") before anything is written. See
+    `apps.alerts.bulk`."""
+    from apps.alerts import bulk
+
+    return bulk.raise_alerts(tenant, alerts, now=now)
+
+
+@dataclass
+class AlertSpec:
+    """One alert to raise, validated: what `raise_alert` and `raise_alerts` take."""
+
+    source: str
+    tier: int
+    dedup_key: str
+    title: str
+    summary: str = ""
+    details: dict | None = None
+    links: list | None = None
+    only_kinds: list[str] | None = None
+
+    @classmethod
+    def clean(
+        cls,
+        source: str,
+        tier: Any,
+        dedup_key: str,
+        title: str,
+        summary: str = "",
+        details: dict | None = None,
+        links: list | None = None,
+        only_kinds: list[str] | None = None,
+    ) -> AlertSpec:
+        if title and len(title) > TITLE_LIMIT:  # a long title must not cost the alert
+            title = title[: TITLE_LIMIT - 1] + "…"
+        tier = _validate(tier, {"source": source, "dedup_key": dedup_key, "title": title})
+        return cls(source, tier, dedup_key, title, summary, details, links, only_kinds)
+
+    def latest(self) -> dict[str, Any]:
+        """What a raise of an open key updates on it (when given)."""
+        return {
+            "title": self.title,
+            "summary": self.summary,
+            "details": self.details,
+            "links": self.links,
+        }
+
+
+def _raise_one(tenant: Tenant, spec: AlertSpec, policy: Policy, now: datetime) -> RaiseResult:
+    """raise_alert's work, inside the caller's transaction."""
+    for _ in range(3):
+        existing = (
+            Alert.objects.for_tenant(tenant)
+            .select_for_update()
+            .filter(dedup_key=spec.dedup_key)
+            .exclude(status=AlertStatus.RESOLVED)
+            .first()
+        )
+        if existing is not None:
+            return _repeat(existing, policy, now, spec.latest())
+        try:
+            with transaction.atomic():
+                alert = new_alert(tenant, spec, policy, now)
+                alert.save(audit_action="alert.raised")
+        except IntegrityError:
+            continue  # raised concurrently with the same key: fold into the winner
+        ALERTS_RAISED.labels(str(spec.tier), spec.source).inc()
+        return RaiseResult(alert, True, _first_notification(alert, policy, now))
     raise RuntimeError("could not raise or deduplicate the alert")
+
+
+def new_alert(tenant: Tenant, spec: AlertSpec, policy: Policy, now: datetime) -> Alert:
+    """The row a first raise of a key inserts (not saved)."""
+    # The usual tier-1 case is notified at once: record it so in the INSERT itself.
+    at_once = notified_at_once(policy)
+    return Alert(
+        tenant=tenant,
+        source=spec.source,
+        tier=spec.tier,
+        dedup_key=spec.dedup_key,
+        title=spec.title,
+        summary=spec.summary or "",
+        details=spec.details or {},
+        links=spec.links or [],
+        only_kinds=spec.only_kinds or [],
+        notify_state=NotifyState.NOTIFIED if at_once else NotifyState.WAITING,
+        first_notified_at=now if at_once else None,
+        last_notified_at=now if at_once else None,
+        first_seen_at=now,
+        last_seen_at=now,
+    )
+
+
+def notified_at_once(policy: Policy) -> bool:
+    return policy.mode == DeliveryMode.IMMEDIATE and policy.threshold_count <= 1
 
 
 def _repeat(alert: Alert, policy: Policy, now: datetime, latest: dict[str, Any]) -> RaiseResult:
@@ -174,7 +241,7 @@ def _repeat(alert: Alert, policy: Policy, now: datetime, latest: dict[str, Any])
     )
     if not due:
         return RaiseResult(alert, False, 0)
-    sent = notify(alert, Purpose.REPEAT, kinds=_kinds(alert, policy))
+    sent = notify(alert, Purpose.REPEAT, kinds=kinds_for(alert, policy))
     alert.last_notified_at = now
     alert.version += 1
     alert.save(audit_action="alert.repeated")
@@ -203,7 +270,7 @@ def _first_notification(alert: Alert, policy: Policy, now: datetime) -> int:
         return 0
     sent = 0
     for item in [*held, alert]:
-        sent += notify(item, Purpose.TRIGGER, kinds=_kinds(item, policy))
+        sent += notify(item, Purpose.TRIGGER, kinds=kinds_for(item, policy))
         if item.notify_state != NotifyState.NOTIFIED:
             item.notify_state = NotifyState.NOTIFIED
             item.first_notified_at = item.last_notified_at = now
@@ -213,7 +280,7 @@ def _first_notification(alert: Alert, policy: Policy, now: datetime) -> int:
     return sent
 
 
-def _kinds(alert: Alert, policy: Policy) -> list[str]:
+def kinds_for(alert: Alert, policy: Policy) -> list[str]:
     kinds = list(policy.channel_kinds)
     if alert.only_kinds:
         kinds = [k for k in kinds if k in alert.only_kinds] or list(alert.only_kinds)
@@ -232,29 +299,44 @@ def notify(
     """Create one delivery per channel and hand them to the worker after commit."""
     tenant_id = tenant_id or (alert.tenant_id if alert else digest.tenant_id)
     if channels is None:
-        channels = list(
-            Channel.objects.for_tenant(tenant_id).filter(enabled=True, kind__in=kinds or [])
-        )
+        channels = channels_for(tenant_id, kinds)
     if not channels:
         return 0
-    now = timezone.now()
     rows = Delivery.objects.bulk_create(
-        [
-            Delivery(
-                tenant_id=tenant_id,
-                channel=channel,
-                alert=alert,
-                digest=digest,
-                purpose=purpose,
-                next_attempt_at=now,
-                created_at=now,
-                queued_at=now,
-            )
-            for channel in channels
-        ]
+        delivery_rows(tenant_id, channels, purpose, timezone.now(), alert=alert, digest=digest)
     )
     enqueue("alerts.deliver", delivery_ids=[row.pk for row in rows])
     return len(rows)
+
+
+def channels_for(tenant_id: int, kinds: list[str] | None) -> list[Channel]:
+    """The tenant's enabled channels of these kinds."""
+    return list(Channel.objects.for_tenant(tenant_id).filter(enabled=True, kind__in=kinds or []))
+
+
+def delivery_rows(
+    tenant_id: int,
+    channels: list[Channel],
+    purpose: str,
+    now: datetime,
+    *,
+    alert: Alert | None = None,
+    digest: Digest | None = None,
+) -> list[Delivery]:
+    """One new delivery per channel (not saved), due now."""
+    return [
+        Delivery(
+            tenant_id=tenant_id,
+            channel=channel,
+            alert=alert,
+            digest=digest,
+            purpose=purpose,
+            next_attempt_at=now,
+            created_at=now,
+            queued_at=now,
+        )
+        for channel in channels
+    ]
 
 
 def _channels_that_got(alert: Alert, kinds: tuple[str, ...]) -> list[Channel]:

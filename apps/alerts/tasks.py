@@ -16,24 +16,19 @@ logger = logging.getLogger(__name__)
 
 @shared_task(base=OpsTask, name="alerts.deliver")
 def deliver(delivery_ids: list[int] | None = None, outbox_id: int | None = None, **_kwargs) -> dict:
-    """Send due deliveries, oldest first, one batch. The ids that triggered the task are due,
-    so they are in this batch or in one an earlier task is already sending."""
+    """Send due deliveries, oldest first: as many batches as the ids that triggered the task
+    fill (at least one), stopping early when nothing more is due. Those ids are due, so they
+    are in these batches or in ones an earlier task is already sending."""
+    batches = -(-len(delivery_ids or ()) // delivery.BATCH_SIZE)
     with all_tenants_context():
-        return delivery.deliver_due()
+        return delivery.drain(max_batches=max(1, batches))
 
 
 @shared_task(base=OpsTask, name="alerts.dispatch_due")
 def dispatch_due(**_kwargs) -> dict:
     """Beat's safety net: retries whose fast-path task was lost, and expired leases."""
-    totals: dict[str, int] = {}
     with all_tenants_context():
-        for _ in range(20):
-            counts = delivery.deliver_due()
-            if not counts:
-                break
-            for key, value in counts.items():
-                totals[key] = totals.get(key, 0) + value
-    return totals
+        return delivery.drain(max_batches=20)
 
 
 @shared_task(base=OpsTask, name="alerts.tick")

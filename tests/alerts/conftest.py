@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import threading
+
 import pytest
+from django.db import connection
 
 from apps.alerts.models import Channel, ChannelKind
 from apps.alerts.services import save_channel
@@ -47,3 +50,21 @@ def make_channels(tenant, base_url: str, kinds=("slack", "pagerduty", "webhook")
             )
         channels[kind] = channel
     return channels
+
+
+def in_thread(target, *args):
+    """Start `target(*args)` in a thread of its own (so with a database connection of its own);
+    returns the thread and a dict that gets its "result" or "error"."""
+    out: dict = {}
+
+    def run():
+        try:
+            out["result"] = target(*args)
+        except BaseException as exc:  # re-raised by the test's assertions
+            out["error"] = exc
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, out

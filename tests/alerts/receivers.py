@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from email import message_from_bytes
@@ -26,9 +27,12 @@ class Received:
 class Receiver:
     """`mode`: "ok"; "gone" (404); "throttled" (429 with Retry-After: 30); "down" (503 for
     everything); "flaky" (the first request for each Idempotency-Key fails, alternately before
-    and after processing it: 50 % of requests fail)."""
+    and after processing it: 50 % of requests fail); "slow" (ok, after `delay` seconds).
+    `peers` holds the client address of every connection that sent a request."""
 
     mode: str = "ok"
+    delay: float = 0.2
+    peers: set = field(default_factory=set)
     requests: list[Received] = field(default_factory=list)
     hits: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -47,6 +51,8 @@ class Receiver:
         return {r.headers.get("idempotency-key", "") for r in self.processed(path_prefix)}
 
     def handle(self, path: str, headers: dict[str, str], body: bytes) -> int:
+        if self.mode == "slow":
+            time.sleep(self.delay)
         with self.lock:
             self.hits += 1
             if self.mode == "down":
@@ -76,6 +82,8 @@ def start_http_receiver(mode: str = "ok") -> Receiver:
             length = int(self.headers.get("Content-Length", 0))
             body = self.rfile.read(length)
             headers = {k.lower(): v for k, v in self.headers.items()}
+            with receiver.lock:
+                receiver.peers.add(self.client_address)
             status = receiver.handle(self.path, headers, body)
             payload = b'{"status":"success"}' if status < 300 else b'{"status":"error"}'
             self.send_response(status)
