@@ -14,9 +14,10 @@ ALERT_TIER = {Tier.BLOCK: 1, Tier.OVERRIDE: 2, Tier.WARNING: 3}
 
 
 def notify_run(run_id: int, opened: dict[str, int]) -> int:
-    """Raise one alert per rule with new violations (tier by the rule's tier), and resolve the
-    alerts of rules this pull request no longer violates. Idempotent: alerts deduplicate."""
-    from apps.alerts.services import raise_alert, resolve_alert
+    """Raise one alert per rule with new violations (tier by the rule's tier), all in one
+    `raise_alerts` call, and resolve the alerts of rules this pull request no longer violates.
+    Idempotent: alerts deduplicate."""
+    from apps.alerts.services import raise_alerts, resolve_alert
 
     run = CheckRun.objects.select_related("pull_request", "tenant").filter(pk=run_id).first()
     if run is None:
@@ -29,36 +30,37 @@ def notify_run(run_id: int, opened: dict[str, int]) -> int:
         .order_by()
     )
     rules = {rule.id: rule for rule in Rule.objects.filter(pk__in=[*opened, *still_open])}
-    raised = 0
+    alerts = []
     for rule_id, count in sorted(opened.items()):
         rule = rules.get(rule_id)
         if rule is None or not still_open.get(rule_id):
             continue
-        raise_alert(
-            tenant,
-            source="compliance",
-            tier=ALERT_TIER[rule.tier],
-            dedup_key=alert_key(pull_request, rule_id),
-            title=f"{rule.tier} {rule_id} in {pull_request}: {rule.name}",
-            summary=(
-                f"{count} new {rule.tier} violation{'s' if count != 1 else ''} of {rule_id} "
-                f"({rule.name}) at {run.commit_sha[:12]} by {run.tool}. "
-                f"Gate: {pull_request.decision}."
-            ),
-            details={
-                "repository": pull_request.repository,
-                "pull_request": pull_request.number,
-                "rule": rule_id,
-                "tier": rule.tier,
-                "new_violations": count,
-                "decision": pull_request.decision,
-            },
-            links=[{"href": gate.dashboard_url(pull_request), "text": "Compliance dashboard"}],
+        alerts.append(
+            dict(
+                source="compliance",
+                tier=ALERT_TIER[rule.tier],
+                dedup_key=alert_key(pull_request, rule_id),
+                title=f"{rule.tier} {rule_id} in {pull_request}: {rule.name}",
+                summary=(
+                    f"{count} new {rule.tier} violation{'s' if count != 1 else ''} of {rule_id} "
+                    f"({rule.name}) at {run.commit_sha[:12]} by {run.tool}. "
+                    f"Gate: {pull_request.decision}."
+                ),
+                details={
+                    "repository": pull_request.repository,
+                    "pull_request": pull_request.number,
+                    "rule": rule_id,
+                    "tier": rule.tier,
+                    "new_violations": count,
+                    "decision": pull_request.decision,
+                },
+                links=[{"href": gate.dashboard_url(pull_request), "text": "Compliance dashboard"}],
+            )
         )
-        raised += 1
+    raise_alerts(tenant, alerts)
     for rule_id in _rules_with_alerts(pull_request) - set(still_open):
         resolve_alert(tenant, alert_key(pull_request, rule_id))
-    return raised
+    return len(alerts)
 
 
 def alert_key(pull_request: PullRequest, rule_id: str) -> str:
