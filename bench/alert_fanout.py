@@ -9,33 +9,45 @@ baseline  a plain httpx.Client (keep-alive) in this process posting 3,000 prepar
           Measured twice (before and after the portal run) after 200 warm-up requests; the
           figure is all requests over all time of both passes.
 portal    one Celery worker (`celery -A opsportal worker -P solo`: one process, one task at a
-          time; the engine itself sends to the channels of a batch in parallel threads), broker
-          Redis on a dedicated database number and a private queue, DATABASE_URL = the bench
-          database as the least-privilege role opsportal_app (as tests/worker.py starts one).
-          This process raises ALERTS tier-1 alerts with distinct dedup keys through
-          apps.alerts.services.raise_alert, each in its own transaction, so the outbox hands the
-          `alerts.deliver` task to Redis on commit as in production; 3 webhook channels on 3
-          paths of the receiver. It records when each raise_alert call started, then waits until
-          the receiver holds 3,000 distinct deliveries (BENCH_TIMEOUT, default 180 s).
+          time; the engine sends a batch's channels one after another in the task's thread when
+          their receivers have been answering fast, else in a thread each), broker Redis on a
+          dedicated database number and a private queue, DATABASE_URL = the bench database as
+          the least-privilege role opsportal_app (as tests/worker.py starts one). Two runs, each
+          of ALERTS tier-1 alerts with distinct dedup keys to 3 webhook channels on 3 paths of
+          the receiver, on a tenant of its own:
+            one at a time  apps.alerts.services.raise_alert per alert, each in its own
+                           transaction, so the outbox hands `alerts.deliver` to Redis on commit
+                           as in production;
+            bulk           apps.alerts.services.raise_alerts, BENCH_BULK_SIZE (100) alerts a
+                           call, each call one transaction (one outbox message per engine
+                           batch of deliveries).
+          Each run records when the call that raised each alert started, then waits until the
+          receiver holds 3,000 distinct deliveries (BENCH_TIMEOUT, default 180 s).
           deliveries/s = 3,000 / (last receipt - first raise); latency = receipt - start of the
-          raise_alert call of that alert, per delivery (first receipt of each delivery).
+          call that raised that alert, per delivery (first receipt of each delivery). Between
+          the runs the worker is left to finish the tasks still queued by the first.
+reference not the baseline: the same requests sent sequentially through the engine's own HTTP
+          client (apps.alerts.transport, http.client), after baseline pass 2, to show how much
+          of the ratio is the HTTP client.
 
-Reports the ratio portal deliveries/s / baseline requests/s (target >= 0.5) and the p50/p95/max
-raise-to-receipt latency (target p95 <= 2 s), how many requests the receiver saw (duplicates),
-how many Delivery rows ended delivered, and whether the webhook signatures verify.
+Reports, per run, the ratio portal deliveries/s / baseline requests/s (target >= 0.5) and the
+p50/p95/max raise-to-receipt latency (target p95 <= 2 s), how many requests the receiver saw
+(duplicates), how many Delivery rows ended delivered, and whether the webhook signatures verify.
 
-Diagnostics afterwards (BENCH_DIAGNOSTICS=0 skips them): ALERTS more alerts are raised with no
-worker consuming (time and SQL statements per raise_alert), then an instrumented worker drains
-that backlog: deliveries/s with full batches, and where the worker's time goes per batch (claim,
-ack link + payload build, HTTP, record, task overhead; SQL statements per step).
+Diagnostics afterwards (BENCH_DIAGNOSTICS=0 skips them): ALERTS more alerts are raised one at a
+time with no worker consuming (time and SQL statements per raise_alert), then an instrumented
+worker drains that backlog: deliveries/s with full batches, and where the worker's time goes
+per batch (claim, payload build, HTTP in the task's thread or in sending threads, record, task
+overhead; SQL statements per step). Then ALERTS more are raised in bulk with no worker (time and
+SQL per alert) and drained by a plain worker (the engine's rate without the instruments).
 
 Every process started here (receiver, workers) runs in its own process group and is stopped at
 the end, also on failure or SIGTERM. The database is recreated by scripts/pg_setup.sh; the Redis
 database BENCH_REDIS_DB is flushed before and after (it is the benchmark's own).
 Results: bench/results/alert_fanout.json. Exit status is non-zero only if setup fails.
 
-Env: BENCH_ALERTS (1000), BENCH_TIMEOUT (180 s), BENCH_REDIS_DB (12), BENCH_DIAGNOSTICS (1),
-REDIS_URL (host and port of Redis; default redis://127.0.0.1:6379).
+Env: BENCH_ALERTS (1000), BENCH_BULK_SIZE (100), BENCH_TIMEOUT (180 s), BENCH_REDIS_DB (12),
+BENCH_DIAGNOSTICS (1), REDIS_URL (host and port of Redis; default redis://127.0.0.1:6379).
 """
 
 from __future__ import annotations
@@ -71,6 +83,7 @@ WARMUP_ALERTS = 10
 HOST = "127.0.0.1"
 SOURCE = "bench.fanout"
 WEBHOOK_SECRET = "bench-webhook-signing-secret-0123456789"
+BULK_SIZE = int(os.environ.get("BENCH_BULK_SIZE", "100"))
 TARGET_RATIO = 0.5
 TARGET_P95_S = 2.0
 WORKER_POOL = "solo"
@@ -268,7 +281,7 @@ def profiled_worker_main(out_path: str, celery_argv: list[str]) -> int:
     from celery import signals
     from django.db import connection
 
-    from apps.alerts import delivery, payloads
+    from apps.alerts import delivery, payloads, sending
     from opsportal import crypto
     from opsportal.celery import app
 
@@ -279,21 +292,27 @@ def profiled_worker_main(out_path: str, celery_argv: list[str]) -> int:
     tasks = {"count": 0, "busy_s": 0.0, "first_start": None, "last_end": None, "_t0": None}
     main_thread = threading.main_thread()
 
-    def timed(name: str, fn, *, on_result=None):
+    def timed(name: str, fn, *, on_result=None, by_thread=False, split_empty=False):
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
             in_main = threading.current_thread() is main_thread
+            label = name
+            if by_thread:
+                label = f"{name} [{'task thread' if in_main else 'sending thread'}]"
             if in_main:
                 counter.stack.append(name)
             t0 = time.perf_counter()
+            result = None
             try:
                 result = fn(*args, **kwargs)
             finally:
                 elapsed = time.perf_counter() - t0
                 if in_main:
                     counter.stack.pop()
+                if split_empty and not result:
+                    label = f"{name} (nothing due)"
                 with lock:
-                    entry = wall[name]
+                    entry = wall[label]
                     entry[0] += 1
                     entry[1] += elapsed
             if on_result is not None:
@@ -302,14 +321,21 @@ def profiled_worker_main(out_path: str, celery_argv: list[str]) -> int:
 
         return wrapper
 
-    delivery.deliver_due = timed("deliver_due", delivery.deliver_due)
-    delivery.claim = timed("claim", delivery.claim, on_result=lambda r: batch_sizes.append(len(r)))
+    delivery._deliver_batch = timed("one batch: claim to record", delivery._deliver_batch)
+    delivery.claim = timed(
+        "claim",
+        delivery.claim,
+        on_result=lambda r: batch_sizes.append(len(r)),
+        split_empty=True,
+    )
+    delivery._healths = timed("_healths (breaker rows)", delivery._healths)
     delivery._plan = timed("_plan (breaker state + payloads)", delivery._plan)
     payloads.build = timed("payloads.build", payloads.build)
-    payloads.mint = timed("links.mint (AckLink get_or_create + sign)", payloads.mint)
+    payloads.mint = timed("links.mint (sign the ack link)", payloads.mint)
     crypto.decrypt = timed("crypto.decrypt", crypto.decrypt)
-    delivery._send_channel = timed("_send_channel (thread)", delivery._send_channel)
-    delivery._send_http = timed("_send_http (thread, one request)", delivery._send_http)
+    sending.send_all = timed("send_all (every channel of the batch)", sending.send_all)
+    sending._send_channel = timed("_send_channel", sending._send_channel, by_thread=True)
+    sending._send_http = timed("_send_http (one request)", sending._send_http, by_thread=True)
     delivery._record = timed("_record (attempts, statuses, breaker)", delivery._record)
     delivery._schedule_retries = timed("_schedule_retries", delivery._schedule_retries)
     counter.install(connection)
@@ -463,6 +489,30 @@ def run_baseline(url: str, count: int) -> dict:
     }
 
 
+def run_reference(url: str, count: int) -> dict:
+    """Not the baseline: the same requests through the client the engine sends with
+    (apps.alerts.transport, http.client with kept-alive connections), to show how much of the
+    ratio is the HTTP client."""
+    from apps.alerts import transport
+
+    bodies = [baseline_body(i) for i in range(count)]
+    headers = {"Content-Type": "application/json", "User-Agent": "opsportal-alerts/1"}
+    pool = transport.Pool(10)
+    for body in bodies[:BASELINE_WARMUP]:
+        pool.post(url, body, headers)
+    started = time.perf_counter()
+    errors = sum(pool.post(url, body, headers).status_code != 200 for body in bodies)
+    seconds = time.perf_counter() - started
+    pool.close()
+    return {
+        "client": "apps.alerts.transport.Pool (http.client, keep-alive), sequential",
+        "requests": count,
+        "errors": errors,
+        "seconds": round(seconds, 3),
+        "requests_per_s": round(count / seconds, 1),
+    }
+
+
 def summarize(values: list[float], scale: float = 1000.0, digits: int = 1) -> dict:
     ordered = sorted(values)
     if not ordered:
@@ -504,7 +554,7 @@ def main() -> int:
 
     from apps.alerts.models import Delivery, DeliveryAttempt
     from apps.alerts.policies import policy_for
-    from apps.alerts.services import raise_alert
+    from apps.alerts.services import raise_alert, raise_alerts
     from apps.tenancy import rls
     from apps.tenancy.services import create_tenant
 
@@ -580,21 +630,33 @@ def main() -> int:
             policy_for(tenant, 1)
         return tenant
 
-    def raise_all(tenant, prefix: str, count: int) -> tuple[dict[str, float], list[float]]:
+    def raise_all(
+        tenant, prefix: str, count: int, bulk: int = 0
+    ) -> tuple[dict[str, float], list[float]]:
+        """Raise `count` alerts: one raise_alert call each, or (bulk > 0) raise_alerts calls of
+        `bulk` alerts each. Returns when each alert's call started, and each call's duration."""
         raised_at: dict[str, float] = {}
         durations: list[float] = []
         with rls.tenant_context(tenant):
-            for i in range(count):
-                fields = alert_fields(prefix, i)
+            for start in range(0, count, bulk or 1):
+                chunk = [
+                    alert_fields(prefix, i) for i in range(start, min(count, start + (bulk or 1)))
+                ]
                 t0 = time.monotonic()
-                result = raise_alert(tenant, SOURCE, 1, **fields)
-                durations.append(time.monotonic() - t0)
-                raised_at[fields["dedup_key"]] = t0
-                if not result.created or result.deliveries != CHANNELS:
-                    raise RuntimeError(
-                        f"raise_alert gave created={result.created}, "
-                        f"deliveries={result.deliveries} for {fields['dedup_key']}"
+                if bulk:
+                    results = raise_alerts(
+                        tenant, [{"source": SOURCE, "tier": 1, **f} for f in chunk]
                     )
+                else:
+                    results = [raise_alert(tenant, SOURCE, 1, **chunk[0])]
+                durations.append(time.monotonic() - t0)
+                for fields, result in zip(chunk, results, strict=True):
+                    raised_at[fields["dedup_key"]] = t0
+                    if not result.created or result.deliveries != CHANNELS:
+                        raise RuntimeError(
+                            f"raise gave created={result.created}, "
+                            f"deliveries={result.deliveries} for {fields['dedup_key']}"
+                        )
         return raised_at, durations
 
     def wait_for(prefix: str, expected: int, timeout: float, child: Child) -> bool:
@@ -711,61 +773,127 @@ def main() -> int:
 
         warm_tenant = make_tenant("bench-warmup", "warmup")
         run_tenant = make_tenant("bench-fanout", "run")
+        bulk_tenant = make_tenant("bench-fanout-bulk", "bulk")
         drain_tenant = make_tenant("bench-drain", "drain") if DIAGNOSTICS else None
+        drain_bulk_tenant = make_tenant("bench-drain-bulk", "drainbulk") if DIAGNOSTICS else None
 
         worker.start()
         common.log(f"worker (pid {worker.proc.pid}): {' '.join(worker_cmd[1:])}")
-        raise_all(warm_tenant, "warmup", WARMUP_ALERTS)
+        raise_all(warm_tenant, "warmup", WARMUP_ALERTS // 2)
+        with rls.tenant_context(warm_tenant):  # and the bulk path
+            raise_alerts(
+                warm_tenant,
+                [
+                    {"source": SOURCE, "tier": 1, **alert_fields("warmup", i)}
+                    for i in range(WARMUP_ALERTS // 2, WARMUP_ALERTS)
+                ],
+            )
         if not wait_for("warmup", WARMUP_ALERTS * CHANNELS, 90, worker):
             raise RuntimeError(f"warm-up deliveries did not arrive in 90 s:\n{worker.tail()}")
         common.log(f"worker warm ({WARMUP_ALERTS} alerts delivered)")
         time.sleep(1)
 
-        cpu_before = {
-            "bench_process": sum(os.times()[:2]),
-            "worker": proc_cpu_seconds(worker.proc.pid),
-            "receiver": control.get("/_cpu").json()["cpu_s"],
-            "postgres": comm_cpu_seconds(("postgres",)),
-            "redis": comm_cpu_seconds(("redis-server",)),
-        }
-        load_before = os.getloadavg()
-        tasks_before = deliver_tasks_run()
-        common.log(f"portal run: raising {ALERTS} alerts")
-        raised_at, raise_durations = raise_all(run_tenant, "run", ALERTS)
-        raise_end = time.monotonic()
-        first_raise = min(raised_at.values())
-        common.log(
-            f"  raised in {raise_end - first_raise:.2f} s; waiting for {expected} deliveries"
-        )
-        complete = wait_for("run", expected, TIMEOUT, worker)
-        waited_until = time.monotonic()
-        cpu_after = {
-            "bench_process": sum(os.times()[:2]),
-            "worker": proc_cpu_seconds(worker.proc.pid),
-            "receiver": control.get("/_cpu").json()["cpu_s"],
-            "postgres": comm_cpu_seconds(("postgres",)),
-            "redis": comm_cpu_seconds(("redis-server",)),
-        }
-        load_after = os.getloadavg()
-        time.sleep(2)  # let late duplicates, if any, show up
-        run = analyse("run", raised_at, expected)
-        statuses = deliveries_by_status(run_tenant)
-        engine = engine_view(run_tenant)
+        def cpu_now() -> dict[str, float]:
+            return {
+                "bench_process": sum(os.times()[:2]),
+                "worker": proc_cpu_seconds(worker.proc.pid),
+                "receiver": control.get("/_cpu").json()["cpu_s"],
+                "postgres": comm_cpu_seconds(("postgres",)),
+                "redis": comm_cpu_seconds(("redis-server",)),
+            }
+
+        def portal_run(tenant, prefix: str, bulk: int) -> dict:
+            """Raise ALERTS alerts (one at a time, or in raise_alerts calls of `bulk`) with the
+            worker running; wait for every delivery; the run's figures."""
+            cpu_before = cpu_now()
+            load_before = os.getloadavg()
+            tasks_before = deliver_tasks_run()
+            how = f"raise_alerts, {bulk} a call" if bulk else "raise_alert, one at a time"
+            common.log(f"portal run ({how}): raising {ALERTS} alerts")
+            raised_at, raise_durations = raise_all(tenant, prefix, ALERTS, bulk)
+            raise_end = time.monotonic()
+            first_raise = min(raised_at.values())
+            common.log(
+                f"  raised in {raise_end - first_raise:.2f} s; waiting for {expected} deliveries"
+            )
+            complete = wait_for(prefix, expected, TIMEOUT, worker)
+            waited_until = time.monotonic()
+            cpu_after = cpu_now()
+            load_after = os.getloadavg()
+            time.sleep(2)  # let late duplicates, if any, show up
+            run = analyse(prefix, raised_at, expected)
+            statuses = deliveries_by_status(tenant)
+            engine = engine_view(tenant)
+            engine["deliver_tasks_run"] = deliver_tasks_run() - tasks_before
+            common.log(
+                f"  {run['distinct_deliveries']}/{expected} delivered "
+                f"({'complete' if complete else f'TIMEOUT after {TIMEOUT:g} s'})"
+            )
+            last_receipt = run["last_receipt"] or waited_until
+            span = last_receipt - first_raise
+            # A delivery that never arrived counts as slower than everything that did.
+            latencies = sorted(run["latencies"]) + [float("inf")] * run["missing"]
+            p95 = common.percentile(latencies, 95)
+            latency = summarize(run["latencies"])
+            latency["p95_counting_missing"] = round(1000 * p95, 1) if p95 != float("inf") else None
+            raise_span = raise_end - first_raise
+            return {
+                "raised_with": how,
+                "alerts_per_call": bulk or 1,
+                "complete": complete,
+                "deliveries_per_s": round(run["distinct_deliveries"] / span if span > 0 else 0, 1),
+                "first_raise_to_last_receipt_s": round(span, 3),
+                "raise_phase": {
+                    "seconds": round(raise_span, 3),
+                    "alerts_per_s": round(ALERTS / raise_span, 1),
+                    "calls": len(raise_durations),
+                    "call_ms": summarize(raise_durations, digits=2),
+                },
+                "first_receipt_after_first_raise_s": round(run["first_receipt"] - first_raise, 3)
+                if run["first_receipt"]
+                else None,
+                "last_receipt_after_last_raise_returned_s": round(last_receipt - raise_end, 3),
+                "raise_to_receipt_latency_ms": latency,
+                "p95_s": p95,
+                "receiver": {k: run[k] for k in run if k not in ("latencies",)},
+                "delivery_rows_by_status": statuses,
+                "delivered_rows": statuses.get("delivered", 0),
+                "engine_view": engine,
+                "cpu_s_during_run": {k: round(cpu_after[k] - cpu_before[k], 2) for k in cpu_before},
+                "loadavg_before_after": [load_before, load_after],
+            }
+
+        single = portal_run(run_tenant, "run", 0)
+        # The one-at-a-time run leaves tasks queued that find nothing left to send (an earlier
+        # task's batch took their deliveries): let the worker get through them first.
+        deadline = time.monotonic() + 60
+        while redis_client.llen(queue) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1)
+        bulk = portal_run(bulk_tenant, "bulk", BULK_SIZE)
         worker.stop()
-        engine["deliver_tasks_run"] = deliver_tasks_run() - tasks_before
-        common.log(
-            f"  {run['distinct_deliveries']}/{expected} delivered "
-            f"({'complete' if complete else f'TIMEOUT after {TIMEOUT:g} s'}); worker stopped"
-        )
+        common.log("worker stopped")
 
         common.log(f"baseline pass 2: {expected} sequential POSTs with httpx.Client")
         baseline_2 = run_baseline(f"{base_url}/baseline2/hook", expected)
         common.log(f"  {baseline_2['requests_per_s']} req/s")
+        reference = run_reference(f"{base_url}/reference/hook", expected)
+        common.log(
+            f"reference (engine's HTTP client, sequential): {reference['requests_per_s']} req/s"
+        )
 
         diagnostics = None
         if DIAGNOSTICS:
             diagnostics = run_diagnostics(
-                drain_tenant, raise_all, wait_for, analyse, engine_view, profiled, connection
+                drain_tenant,
+                drain_bulk_tenant,
+                raise_all,
+                wait_for,
+                analyse,
+                engine_view,
+                profiled,
+                worker,
+                connection,
             )
     except RuntimeError as exc:
         print(exc, file=sys.stderr)
@@ -780,18 +908,10 @@ def main() -> int:
     base_requests = baseline_1["requests"] + baseline_2["requests"]
     base_seconds = baseline_1["seconds"] + baseline_2["seconds"]
     baseline_rate = base_requests / base_seconds
-    delivered = run["distinct_deliveries"]
-    last_receipt = run["last_receipt"] or waited_until
-    span = last_receipt - first_raise
-    portal_rate = delivered / span if span > 0 else 0.0
-    ratio = portal_rate / baseline_rate
-    # A delivery that never arrived counts as slower than everything that did.
-    latencies = sorted(run["latencies"]) + [float("inf")] * run["missing"]
-    p95 = common.percentile(latencies, 95)
-    latency = summarize(run["latencies"])
-    latency["p95_counting_missing"] = round(1000 * p95, 1) if p95 != float("inf") else None
-    raise_span = raise_end - first_raise
-    cpu = {k: round(cpu_after[k] - cpu_before[k], 2) for k in cpu_before}
+    ratio = single["deliveries_per_s"] / baseline_rate
+    ratio_bulk = bulk["deliveries_per_s"] / baseline_rate
+    p95 = single.pop("p95_s")
+    p95_bulk = bulk.pop("p95_s")
 
     result = {
         "description": f"{ALERTS} tier-1 alerts x {CHANNELS} signed webhook channels through one "
@@ -806,43 +926,37 @@ def main() -> int:
             "command": " ".join(["celery", *worker_cmd[3:]]),
             "database_role": "opsportal_app",
             "note": "one process running one task at a time; the engine sends each batch's "
-            "channels in parallel threads (one per channel)",
+            "channels one after another in the task's thread when their receivers have been "
+            "answering fast, else in a thread per channel",
         },
         "receiver": "separate process, http.server.ThreadingHTTPServer, HTTP/1.1 keep-alive",
         "alerts": ALERTS,
         "channels": CHANNELS,
+        "bulk_size": BULK_SIZE,
         "expected_deliveries": expected,
         "baseline": {
             "client": "httpx.Client, keep-alive, sequential, prepared bodies",
             "passes": [baseline_1, baseline_2],
             "requests_per_s": round(baseline_rate, 1),
         },
-        "portal": {
-            "complete": complete,
-            "deliveries_per_s": round(portal_rate, 1),
-            "first_raise_to_last_receipt_s": round(span, 3),
-            "raise_phase": {
-                "seconds": round(raise_span, 3),
-                "alerts_per_s": round(ALERTS / raise_span, 1),
-                "raise_alert_call_ms": summarize(raise_durations, digits=2),
-            },
-            "first_receipt_after_first_raise_s": round(run["first_receipt"] - first_raise, 3)
-            if run["first_receipt"]
-            else None,
-            "last_receipt_after_last_raise_returned_s": round(last_receipt - raise_end, 3),
-            "raise_to_receipt_latency_ms": latency,
-            "receiver": {k: run[k] for k in run if k not in ("latencies",)},
-            "delivery_rows_by_status": statuses,
-            "delivered_rows": statuses.get("delivered", 0),
-            "engine_view": engine,
-            "cpu_s_during_run": cpu,
-            "loadavg_before_after": [load_before, load_after],
+        "reference_engine_client": {
+            **reference,
+            "ratio_portal_bulk_to_it": round(
+                bulk["deliveries_per_s"] / reference["requests_per_s"], 3
+            ),
+            "note": "not the baseline: the same requests sent sequentially with the engine's own "
+            "HTTP client, measured after baseline pass 2",
         },
+        "portal": single,
+        "portal_bulk": bulk,
         "ratio_portal_to_baseline": round(ratio, 3),
+        "ratio_portal_bulk_to_baseline": round(ratio_bulk, 3),
         "target_ratio": TARGET_RATIO,
         "target_ratio_met": ratio >= TARGET_RATIO,
+        "target_ratio_met_bulk": ratio_bulk >= TARGET_RATIO,
         "target_p95_s": TARGET_P95_S,
         "target_p95_met": p95 <= TARGET_P95_S,
+        "target_p95_met_bulk": p95_bulk <= TARGET_P95_S,
         "diagnostics": diagnostics,
         "wall_s": round(time.perf_counter() - started_all, 1),
     }
@@ -851,14 +965,57 @@ def main() -> int:
     return 0
 
 
-def run_diagnostics(tenant, raise_all, wait_for, analyse, engine_view, profiled, connection):
-    """A backlog of ALERTS alerts raised with no worker running (raise cost in isolation), then
-    drained by an instrumented worker (engine throughput with full batches, time per step)."""
-    from apps.core import services as core_services
-
+def run_diagnostics(
+    tenant, bulk_tenant, raise_all, wait_for, analyse, engine_view, profiled, worker, connection
+):
+    """A backlog of ALERTS alerts raised one at a time with no worker running (raise cost in
+    isolation), drained by an instrumented worker (engine throughput with full batches, time per
+    step); then a backlog raised in bulk (raise_alerts cost in isolation), drained by a plain
+    worker (engine throughput without the instruments' overhead)."""
     expected = ALERTS * CHANNELS
     common.log(f"diagnostics: raising {ALERTS} alerts with no worker consuming (SQL counted)")
-    counter = SqlCounter("raise_alert (transaction)")
+    raise_single = _measure_raise(tenant, "drain", 0, raise_all, connection)
+    raised_at = raise_single.pop("raised_at")
+
+    PROFILE_OUT.unlink(missing_ok=True)
+    profiled.start()
+    common.log(f"  instrumented worker (pid {profiled.proc.pid}) draining the backlog")
+    drain = _drain("drain", raised_at, expected, profiled, wait_for, analyse)
+    drain["engine_view"] = engine_view(tenant)
+    drain["note"] = "instrumented worker (a timer around each engine step and SQL statement)"
+    profiled.stop(timeout=30)
+    profile = json.loads(PROFILE_OUT.read_text()) if PROFILE_OUT.exists() else None
+
+    common.log(
+        f"diagnostics: raising {ALERTS} alerts in raise_alerts calls of {BULK_SIZE}, "
+        "no worker consuming (SQL counted)"
+    )
+    raise_bulk = _measure_raise(bulk_tenant, "drainbulk", BULK_SIZE, raise_all, connection)
+    raised_at = raise_bulk.pop("raised_at")
+    worker.start()
+    common.log(f"  plain worker (pid {worker.proc.pid}) draining that backlog")
+    drain_plain = _drain("drainbulk", raised_at, expected, worker, wait_for, analyse)
+    drain_plain["engine_view"] = engine_view(bulk_tenant)
+    drain_plain["note"] = "the same worker as the portal runs, no instruments"
+    worker.stop()
+
+    out = {
+        "raise_without_worker": raise_single,
+        "raise_alerts_without_worker": raise_bulk,
+        "backlog_drain": drain,
+        "backlog_drain_plain_worker": drain_plain,
+    }
+    if profile:
+        out["worker_profile"] = _profile_summary(profile, drain["distinct_deliveries"])
+    else:
+        out["worker_profile"] = {"error": f"no profile written; see {PROFILED_WORKER_LOG}"}
+    return out
+
+
+def _measure_raise(tenant, prefix: str, bulk: int, raise_all, connection) -> dict:
+    from apps.core import services as core_services
+
+    counter = SqlCounter("raise_alerts (transaction)" if bulk else "raise_alert (transaction)")
     dispatch_wall = [0, 0.0]
     original_dispatch = core_services.dispatch
 
@@ -876,53 +1033,44 @@ def run_diagnostics(tenant, raise_all, wait_for, analyse, engine_view, profiled,
     counter.install(connection)
     try:
         t0 = time.monotonic()
-        raised_at, durations = raise_all(tenant, "drain", ALERTS)
+        raised_at, durations = raise_all(tenant, prefix, ALERTS, bulk)
         raise_s = time.monotonic() - t0
     finally:
         core_services.dispatch = original_dispatch
         connection.execute_wrappers.remove(counter)
         del connection._commit
     common.log(f"  raised in {raise_s:.2f} s ({ALERTS / raise_s:.0f} alerts/s, no worker running)")
+    return {
+        "raised_at": raised_at,
+        "alerts_per_call": bulk or 1,
+        "seconds": round(raise_s, 3),
+        "alerts_per_s": round(ALERTS / raise_s, 1),
+        "ms_per_alert": round(1000 * raise_s / ALERTS, 3),
+        "call_ms": summarize(durations, digits=2),
+        "outbox_dispatches": dispatch_wall[0],
+        "outbox_dispatch_ms_mean": round(1000 * dispatch_wall[1] / max(1, dispatch_wall[0]), 3),
+        "sql_per_alert": counter.summary(ALERTS),
+    }
 
-    PROFILE_OUT.unlink(missing_ok=True)
-    profiled.start()
-    common.log(f"  instrumented worker (pid {profiled.proc.pid}) draining the backlog")
+
+def _drain(prefix: str, raised_at, expected: int, child, wait_for, analyse) -> dict:
     started = time.monotonic()
-    complete = wait_for("drain", expected, TIMEOUT, profiled)
+    complete = wait_for(prefix, expected, TIMEOUT, child)
     time.sleep(1)
-    drain = analyse("drain", raised_at, expected)
-    engine = engine_view(tenant)
-    profiled.stop(timeout=30)
-    profile = json.loads(PROFILE_OUT.read_text()) if PROFILE_OUT.exists() else None
+    drain = analyse(prefix, raised_at, expected)
     span = (drain["last_receipt"] or time.monotonic()) - (drain["first_receipt"] or started)
     rate = drain["distinct_deliveries"] / span if span > 0 else 0.0
     common.log(f"  drained {drain['distinct_deliveries']}/{expected} at {rate:.0f} deliveries/s")
-
-    out = {
-        "raise_without_worker": {
-            "seconds": round(raise_s, 3),
-            "alerts_per_s": round(ALERTS / raise_s, 1),
-            "raise_alert_call_ms": summarize(durations, digits=2),
-            "outbox_dispatch_ms_mean": round(1000 * dispatch_wall[1] / max(1, dispatch_wall[0]), 3),
-            "sql_per_alert": counter.summary(ALERTS),
-        },
-        "backlog_drain": {
-            "complete": complete,
-            "deliveries_per_s": round(rate, 1),
-            "first_to_last_receipt_s": round(span, 3),
-            "worker_start_to_first_receipt_s": round(drain["first_receipt"] - started, 3)
-            if drain["first_receipt"]
-            else None,
-            "receiver": {k: drain[k] for k in drain if k != "latencies"},
-            "engine_view": engine,
-            "note": "instrumented worker (a timer around each engine step and SQL statement)",
-        },
+    return {
+        "complete": complete,
+        "deliveries_per_s": round(rate, 1),
+        "first_to_last_receipt_s": round(span, 3),
+        "worker_start_to_first_receipt_s": round(drain["first_receipt"] - started, 3)
+        if drain["first_receipt"]
+        else None,
+        "receiver": {k: drain[k] for k in drain if k != "latencies"},
+        "distinct_deliveries": drain["distinct_deliveries"],
     }
-    if profile:
-        out["worker_profile"] = _profile_summary(profile, drain["distinct_deliveries"])
-    else:
-        out["worker_profile"] = {"error": f"no profile written; see {PROFILED_WORKER_LOG}"}
-    return out
 
 
 def _profile_summary(profile: dict, deliveries: int) -> dict:
@@ -965,10 +1113,7 @@ def _profile_summary(profile: dict, deliveries: int) -> dict:
 
 
 def print_report(r: dict) -> None:
-    p = r["portal"]
     b = r["baseline"]
-    lat = p["raise_to_receipt_latency_ms"]
-    rec = p["receiver"]
     print()
     print(
         f"alert_fanout ({r['alerts']} tier-1 alerts x {r['channels']} webhook channels, "
@@ -981,55 +1126,36 @@ def print_report(r: dict) -> None:
             f"  ({run['errors']} errors, {run['body_bytes_mean']} B bodies)"
         )
     print(f"  baseline, both passes:                          {b['requests_per_s']:8.1f} req/s")
+    ref = r["reference_engine_client"]
     print(
-        f"  portal: {p['deliveries_per_s']:8.1f} deliveries/s  "
-        f"({rec['distinct_deliveries']} deliveries, first raise -> last receipt "
-        f"{p['first_raise_to_last_receipt_s']:.2f} s{'' if p['complete'] else ', INCOMPLETE'})"
+        f"  reference, not the baseline: the engine's HTTP client (http.client), sequential: "
+        f"{ref['requests_per_s']:8.1f} req/s (bulk portal run / it: {ref['ratio_portal_bulk_to_it']})"
     )
-    print(
-        f"    raising: {p['raise_phase']['seconds']:.2f} s = {p['raise_phase']['alerts_per_s']} "
-        f"alerts/s, raise_alert p50 {p['raise_phase']['raise_alert_call_ms']['p50']} ms "
-        f"p95 {p['raise_phase']['raise_alert_call_ms']['p95']} ms; last receipt "
-        f"{p['last_receipt_after_last_raise_returned_s']:.2f} s after the last raise returned"
-    )
-    print(
-        f"  ratio portal/baseline: {r['ratio_portal_to_baseline']:.3f} "
-        f"(target >= {r['target_ratio']}: {'met' if r['target_ratio_met'] else 'NOT met'})"
-    )
-    print(
-        f"  raise -> receipt latency: p50 {lat.get('p50')} ms  p95 {lat.get('p95')} ms  "
-        f"max {lat.get('max')} ms (target p95 <= {r['target_p95_s']:g} s: "
-        f"{'met' if r['target_p95_met'] else 'NOT met'})"
-    )
-    print(
-        f"  receiver saw {rec['requests_seen']} requests: {rec['distinct_deliveries']} distinct, "
-        f"{rec['duplicates']} duplicates, {rec['missing']} missing, "
-        f"{rec['bad_signatures']} bad signatures, {rec['body_bytes_mean']} B bodies"
-    )
-    print(
-        f"  Delivery rows: {p['delivery_rows_by_status']}; worker HTTP time per attempt "
-        f"{p['engine_view']['attempt_duration_ms_mean']} ms; created -> delivered p95 "
-        f"{p['engine_view']['created_to_delivered_ms'].get('p95')} ms"
-    )
-    print(
-        f"  worker ran {p['engine_view']['deliver_tasks_run']} alerts.deliver tasks; "
-        f"{p['engine_view']['channel_batches']} channel batches of "
-        f"{p['engine_view']['deliveries_per_channel_batch']} deliveries on average"
-    )
-    print(f"  CPU seconds during the run: {p['cpu_s_during_run']}")
+    for key, ratio_key, met_key, p95_key in (
+        ("portal", "ratio_portal_to_baseline", "target_ratio_met", "target_p95_met"),
+        (
+            "portal_bulk",
+            "ratio_portal_bulk_to_baseline",
+            "target_ratio_met_bulk",
+            "target_p95_met_bulk",
+        ),
+    ):
+        _print_run(r, r[key], r[ratio_key], r[met_key], r[p95_key])
     d = r.get("diagnostics")
     if not d:
         return
-    raise_diag = d["raise_without_worker"]
-    print(
-        f"  diagnostics: raise_alert alone (no worker): {raise_diag['alerts_per_s']} alerts/s, "
-        f"p50 {raise_diag['raise_alert_call_ms']['p50']} ms, outbox dispatch "
-        f"{raise_diag['outbox_dispatch_ms_mean']} ms of it"
-    )
-    for segment, v in raise_diag["sql_per_alert"].items():
-        print(f"    {segment}: {v['per_unit']} statements+commits per alert")
-        for label, s in list(v["by_statement"].items())[:12]:
-            print(f"      {s['count'] / r['alerts']:5.2f} x {s['ms_each']:6.3f} ms  {label}")
+    for key in ("raise_without_worker", "raise_alerts_without_worker"):
+        raise_diag = d[key]
+        print(
+            f"  diagnostics: {raise_diag['alerts_per_call']} alert(s) a call, no worker: "
+            f"{raise_diag['alerts_per_s']} alerts/s ({raise_diag['ms_per_alert']} ms an alert), "
+            f"call p50 {raise_diag['call_ms']['p50']} ms; {raise_diag['outbox_dispatches']} outbox "
+            f"dispatches of {raise_diag['outbox_dispatch_ms_mean']} ms"
+        )
+        for segment, v in raise_diag["sql_per_alert"].items():
+            print(f"    {segment}: {v['per_unit']} statements+commits per alert")
+            for label, s in list(v["by_statement"].items())[:12]:
+                print(f"      {s['count'] / r['alerts']:6.3f} x {s['ms_each']:6.3f} ms  {label}")
     drain = d["backlog_drain"]
     print(
         f"  backlog drain (instrumented worker, full batches): {drain['deliveries_per_s']} "
@@ -1042,7 +1168,7 @@ def print_report(r: dict) -> None:
             f"    {prof['tasks']} tasks, {prof['tasks_with_work']} with work, mean batch "
             f"{prof['batch_size_mean']}; worker CPU {prof['worker_cpu_s_total']} s in all"
         )
-        print("    time per delivery by engine step (nested: _plan includes payloads.build):")
+        print("    time per delivery by engine step (nested: a batch includes the rest):")
         for name, s in prof["steps"].items():
             print(f"      {s['ms_per_delivery']:8.3f} ms  {name} ({s['calls']} calls)")
         print("    SQL per delivery by step:")
@@ -1055,6 +1181,53 @@ def print_report(r: dict) -> None:
                 print(f"          {s['count']:6d} x {s['ms_each']:6.3f} ms  {label}")
     elif prof:
         print(f"    worker profile: {prof.get('error')}")
+    drain = d["backlog_drain_plain_worker"]
+    print(
+        f"  backlog drain (plain worker, full batches): {drain['deliveries_per_s']} "
+        f"deliveries/s ({drain['receiver']['distinct_deliveries']} in "
+        f"{drain['first_to_last_receipt_s']} s)"
+    )
+
+
+def _print_run(r: dict, p: dict, ratio: float, ratio_met: bool, p95_met: bool) -> None:
+    lat = p["raise_to_receipt_latency_ms"]
+    rec = p["receiver"]
+    print(
+        f"  portal, {p['raised_with']}: {p['deliveries_per_s']:8.1f} deliveries/s  "
+        f"({rec['distinct_deliveries']} deliveries, first raise -> last receipt "
+        f"{p['first_raise_to_last_receipt_s']:.2f} s{'' if p['complete'] else ', INCOMPLETE'})"
+    )
+    print(
+        f"    raising: {p['raise_phase']['seconds']:.2f} s = {p['raise_phase']['alerts_per_s']} "
+        f"alerts/s, {p['raise_phase']['calls']} calls, p50 {p['raise_phase']['call_ms']['p50']} ms "
+        f"p95 {p['raise_phase']['call_ms']['p95']} ms; last receipt "
+        f"{p['last_receipt_after_last_raise_returned_s']:.2f} s after the last raise returned"
+    )
+    print(
+        f"    ratio to baseline: {ratio:.3f} "
+        f"(target >= {r['target_ratio']}: {'met' if ratio_met else 'NOT met'})"
+    )
+    print(
+        f"    raise -> receipt latency: p50 {lat.get('p50')} ms  p95 {lat.get('p95')} ms  "
+        f"max {lat.get('max')} ms (target p95 <= {r['target_p95_s']:g} s: "
+        f"{'met' if p95_met else 'NOT met'})"
+    )
+    print(
+        f"    receiver saw {rec['requests_seen']} requests: {rec['distinct_deliveries']} distinct, "
+        f"{rec['duplicates']} duplicates, {rec['missing']} missing, "
+        f"{rec['bad_signatures']} bad signatures, {rec['body_bytes_mean']} B bodies"
+    )
+    print(
+        f"    Delivery rows: {p['delivery_rows_by_status']}; worker HTTP time per attempt "
+        f"{p['engine_view']['attempt_duration_ms_mean']} ms; created -> delivered p95 "
+        f"{p['engine_view']['created_to_delivered_ms'].get('p95')} ms"
+    )
+    print(
+        f"    worker ran {p['engine_view']['deliver_tasks_run']} alerts.deliver tasks; "
+        f"{p['engine_view']['channel_batches']} channel batches of "
+        f"{p['engine_view']['deliveries_per_channel_batch']} deliveries on average"
+    )
+    print(f"    CPU seconds during the run: {p['cpu_s_during_run']}")
 
 
 if __name__ == "__main__":
