@@ -165,10 +165,12 @@ def test_pausing_stops_the_clock_and_resuming_moves_the_due_date(tenant):
     assert resumed.due_on == date(2026, 4, 13) and resumed.paused_seconds == 2 * 86400 + 3600
 
 
-def test_one_extension_with_its_reason_and_notice(officer):
+def test_one_extension_with_its_reason_and_notice(officer, tenant):
     request_id = _new(officer, jurisdiction="pipeda").json()["id"]
     url = f"/api/v1/privacy/requests/{request_id}/extend"
-    today = timezone.localdate()
+    today = services.local_date(tenant, timezone.now())  # the tenant's day, not UTC's
+    tomorrow = officer.post(url, {"reason": "Told", "notice_on": today + timedelta(days=1)})
+    assert tomorrow.status_code == 422 and "notice_on" in tomorrow.json()["errors"]
     body = officer.post(url, {"reason": "Records in an archive", "notice_on": today}).json()
     assert body["extended"] and body["extension"]["reason"] == "Records in an archive"
     again = officer.post(url, {"reason": "More", "notice_on": today})
