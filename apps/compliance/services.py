@@ -391,7 +391,23 @@ def refresh_pull_request(
         fields.append("last_run_at")
     pull_request.version += 1
     pull_request.save(update_fields=fields)
+    warm_gate_after_commit(pull_request.pk)
     return state
+
+
+def warm_gate_after_commit(pull_request_id: int) -> None:
+    """Cache the gate answer of the pull request's new version once the change commits, so the
+    pipeline's next poll is served from the cache instead of computing it (write-through). A
+    failure only costs that first poll its cache hit: it is logged, never raised."""
+    transaction.on_commit(lambda: warm_gate(pull_request_id), robust=True)
+
+
+def warm_gate(pull_request_id: int) -> None:
+    from apps.compliance import selectors
+
+    pull_request = PullRequest.objects.select_related("tenant").filter(pk=pull_request_id).first()
+    if pull_request is not None and pull_request.last_run_at is not None:
+        selectors.gate_view(pull_request)
 
 
 def run_response(

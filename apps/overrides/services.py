@@ -11,7 +11,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from apps.compliance.models import PullRequest, Violation, ViolationStatus
-from apps.compliance.services import refresh_pull_request
+from apps.compliance.services import refresh_pull_request, warm_gate_after_commit
 from apps.overrides.models import (
     DEFAULT_DAYS,
     MAX_DAYS,
@@ -142,6 +142,7 @@ def request_override(
 def _bump(pull_request_id: int) -> None:
     """The gate body lists live overrides and is cached per pull request version."""
     PullRequest.objects.filter(pk=pull_request_id).update(version=F("version") + 1)
+    warm_gate_after_commit(pull_request_id)
 
 
 def is_requester(override: Override, actor: Actor) -> bool:

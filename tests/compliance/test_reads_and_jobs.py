@@ -239,3 +239,32 @@ def test_dashboard_query_count_is_fixed_and_within_budget(admin_client_for, tena
     large, _ = _dashboard_queries(client)
     assert large == small, "the query count does not grow with the data"
     assert large <= 15, large
+
+
+def test_the_gate_answer_is_cached_as_a_run_or_an_override_request_commits(
+    post_run, tenant, reader, make_token, api, django_capture_on_commit_callbacks
+):
+    from apps.compliance import selectors
+
+    with django_capture_on_commit_callbacks(execute=True):
+        post_run(native(results=[violation("R01"), passed("R02")]))
+    cached = selectors.cached_gate(tenant, "acme/web", 1)
+    assert cached and cached.body["decision"] == "BLOCKED", "written through, not on first read"
+    polled = reader.get("/api/v1/compliance/gate?repository=acme/web&pr=1")
+    assert polled["ETag"] == cached.etag and polled.content == cached.rendered
+
+    developer = api(make_token(tenant, Role.VIEWER))
+    with django_capture_on_commit_callbacks(execute=True):
+        requested = developer.post(
+            "/api/v1/overrides",
+            {"violation": Violation.objects.get().pk, "reason": "A false positive: test fixture."},
+            format="json",
+        )
+    assert requested.status_code == 201, requested.content
+    cached = selectors.cached_gate(tenant, "acme/web", 1)
+    assert cached and [o["state"] for o in cached.body["overrides"]] == ["PENDING"]
+
+    with django_capture_on_commit_callbacks(execute=True):
+        post_run(native(sha="b" * 40, results=[passed("R01"), passed("R02")]))
+    cached = selectors.cached_gate(tenant, "acme/web", 1)
+    assert cached and cached.body["decision"] == "PASS" and cached.body["head_sha"] == "b" * 40
