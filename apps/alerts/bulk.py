@@ -25,6 +25,7 @@ deadlock with the call; PostgreSQL then aborts one of the two, which raises and 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
@@ -51,16 +52,8 @@ from apps.audit.services import Change, record_events
 from apps.core.services import enqueue
 from apps.tenancy.models import Tenant
 
-SPEC_FIELDS = {
-    "source",
-    "tier",
-    "dedup_key",
-    "title",
-    "summary",
-    "details",
-    "links",
-    "only_kinds",
-}
+SPEC_FIELDS = frozenset(field.name for field in dataclasses.fields(AlertSpec))
+REQUIRED = {"source": "", "tier": None, "dedup_key": "", "title": ""}  # missing: a clear error
 
 
 def raise_alerts(
@@ -89,18 +82,7 @@ def _clean(items: list[Mapping[str, Any]]) -> list[AlertSpec]:
         if unknown:
             raise TypeError(f"alert {index}: unexpected fields {', '.join(sorted(unknown))}")
         try:
-            specs.append(
-                AlertSpec.clean(
-                    item.get("source", ""),
-                    item.get("tier"),
-                    item.get("dedup_key", ""),
-                    item.get("title", ""),
-                    item.get("summary", ""),
-                    item.get("details"),
-                    item.get("links"),
-                    item.get("only_kinds"),
-                )
-            )
+            specs.append(AlertSpec.clean(**{**REQUIRED, **item}))
         except ValidationError as exc:
             for name, messages in exc.message_dict.items():
                 errors[f"{index}.{name}"] = messages
