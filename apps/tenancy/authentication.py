@@ -1,7 +1,9 @@
 """`Authorization: Bearer ops_<prefix>_<secret>` for the API.
 
-The prefix finds the row; the secret is compared by SHA-256 in constant time. Expired and revoked
-tokens get 401. On success the request carries the tenant, the role and the database scope.
+The prefix finds the row (one statement, without widening the database scope: see
+`selectors.api_token_by_prefix`); the secret is compared by SHA-256 in constant time. Expired and
+revoked tokens get 401. On success the request carries the tenant, the role and the database
+scope.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from rest_framework import authentication, exceptions
 
 from apps.tenancy import rls
 from apps.tenancy.models import ApiToken
+from apps.tenancy.selectors import api_token_by_prefix
 from opsportal.client_ip import client_ip
 from opsportal.context import Actor, _actor
 
@@ -65,8 +68,7 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         if parsed is None:
             raise exceptions.AuthenticationFailed("Malformed bearer token.")
         prefix, secret = parsed
-        with rls.all_tenants_context():
-            token = ApiToken.objects.select_related("tenant").filter(prefix=prefix).first()
+        token = api_token_by_prefix(prefix)
         if token is None or not hmac.compare_digest(token.secret_hash, hash_secret(secret)):
             raise exceptions.AuthenticationFailed("Invalid token.")
         now = timezone.now()

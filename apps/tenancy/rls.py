@@ -3,7 +3,8 @@
 Two settings drive every policy:
 - `opsportal.tenant_id`: the tenant whose rows the current request or task may see;
 - `opsportal.all_tenants`: `on` for code that is entitled to every tenant (superusers in the
-  admin, beat jobs that loop over tenants, token lookup before the tenant is known).
+  admin, beat jobs that loop over tenants). API tokens are found before the tenant is known
+  by a SECURITY DEFINER function instead (`TOKEN_LOOKUP`), so an API request never needs it.
 
 Policies are (re)applied after every `migrate` to each model with a `tenant` foreign key, so a new
 tenant-owned model cannot be forgotten. The portal runs as a role that owns no table (owners
@@ -28,6 +29,8 @@ POLICY_NAME = "tenant_isolation"
 # The app role may only read and add rows here: the audit trail and consent records are
 # append-only for the running portal, whatever its code does.
 APPEND_ONLY_TABLES = {"audit_auditevent", "privacy_consentrecord"}
+# The one function the app role may call that reads across tenants (tenancy migration 0003).
+TOKEN_LOOKUP = "opsportal_api_token"  # noqa: S105  (a function name, not a secret)
 _CLEAN = ("", "off")
 
 
@@ -156,5 +159,8 @@ def apply_row_level_security(using: str = "default", **kwargs) -> None:
                 cursor.execute(f'GRANT {privileges} ON "{table}" TO "{role}"')
             cursor.execute(f'GRANT USAGE ON SCHEMA public TO "{role}"')
             cursor.execute(f'GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO "{role}"')
+            cursor.execute("SELECT to_regprocedure(%s) IS NOT NULL", [f"{TOKEN_LOOKUP}(text)"])
+            if cursor.fetchone()[0]:
+                cursor.execute(f'GRANT EXECUTE ON FUNCTION {TOKEN_LOOKUP}(text) TO "{role}"')
         elif not role_exists:
             logger.warning("database role %s does not exist; no grants applied", role)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from django.db import connections, router
+
 from apps.tenancy import rls
-from apps.tenancy.models import Membership, Tenant
+from apps.tenancy.models import ApiToken, Membership, Tenant
 from apps.tenancy.roles import Role
 
 SESSION_KEY = "opsportal_tenant_id"
@@ -78,3 +80,34 @@ def has_role_in_active_tenant(user, request, roles) -> bool:
         return False
     with rls.all_tenants_context():
         return Membership.objects.filter(user=user, tenant=tenant, role__in=roles).exists()
+
+
+def api_token_by_prefix(prefix: str) -> ApiToken | None:
+    """The token with this prefix and its tenant, before any tenant scope is set.
+
+    On PostgreSQL one statement through `opsportal_api_token` (a SECURITY DEFINER lookup, see
+    tenancy migration 0003), so authenticating never widens the connection's scope to all
+    tenants. Elsewhere (SQLite, no row-level security) the ORM.
+    """
+    alias = router.db_for_read(ApiToken)
+    connection = connections[alias]
+    if not rls.is_postgres(connection):
+        return ApiToken.objects.select_related("tenant").filter(prefix=prefix).first()
+    token_fields = [f.attname for f in ApiToken._meta.concrete_fields]
+    tenant_fields = [f.attname for f in Tenant._meta.concrete_fields]
+    columns = ", ".join(
+        [f"k.{connection.ops.quote_name(a)}" for a in token_fields]
+        + [f"t.{connection.ops.quote_name(a)}" for a in tenant_fields]
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {columns} FROM {rls.TOKEN_LOOKUP}(%s) k "  # noqa: S608  (names from _meta)
+            f"JOIN {Tenant._meta.db_table} t ON t.id = k.tenant_id",
+            [prefix],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    token = ApiToken.from_db(alias, token_fields, row[: len(token_fields)])
+    token.tenant = Tenant.from_db(alias, tenant_fields, row[len(token_fields) :])
+    return token

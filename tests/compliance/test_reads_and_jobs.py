@@ -268,3 +268,37 @@ def test_the_gate_answer_is_cached_as_a_run_or_an_override_request_commits(
         post_run(native(sha="b" * 40, results=[passed("R01"), passed("R02")]))
     cached = selectors.cached_gate(tenant, "acme/web", 1)
     assert cached and cached.body["decision"] == "PASS" and cached.body["head_sha"] == "b" * 40
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"repository": "acme/shop", "pr": "12"},
+        {"repository": "acme/shop", "pr": "12", "commit_sha": "ABCDEF1"},
+        {"repository": " acme/shop ", "pr": " 12 "},
+        {"repository": "acme/shop", "pr": "12.0"},
+        {"repository": "acme/shop", "pr": "0"},
+        {"repository": "acme/shop", "pr": "-3"},
+        {"repository": "acme/shop", "pr": "١٢"},
+        {"repository": "acme", "pr": "12"},
+        {"repository": "acme/shop\n", "pr": "12"},
+        {"repository": "acme/shop", "pr": "12", "commit_sha": "xyz"},
+        {"pr": "12"},
+        {"repository": "acme/shop"},
+    ],
+)
+def test_gate_query_reads_exactly_what_the_serializer_accepts(params):
+    """The gate's direct read of a plain query and GateQuery agree on every input: the same
+    values, or the same validation errors."""
+    from rest_framework.exceptions import ValidationError
+
+    from apps.compliance.api import GateQuery, gate_query
+
+    serializer = GateQuery(data=params)
+    if serializer.is_valid():
+        data = serializer.validated_data
+        assert gate_query(params) == (data["repository"], data["pr"], data.get("commit_sha", ""))
+    else:
+        with pytest.raises(ValidationError) as raised:
+            gate_query(params)
+        assert raised.value.detail == serializer.errors

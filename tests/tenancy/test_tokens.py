@@ -91,3 +91,49 @@ def test_create_tenant_command_rejects_bad_time_zone(db):
 
     with pytest.raises(CommandError, match="Unknown time zone"):
         call_command("create_tenant", "x", "--time-zone", "Mars/Olympus")
+
+
+@pytest.mark.postgres
+def test_token_lookup_never_widens_the_scope_to_all_tenants(tenant, other_tenant, make_token, api):
+    """One SECURITY DEFINER lookup finds the token; no statement of the request switches the
+    connection to every tenant, and the request still sees only its own tenant."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    make_token(other_tenant, Role.CI)
+    plaintext = make_token(tenant, Role.CI)
+    with CaptureQueriesContext(connection) as queries:
+        response = api(plaintext).get("/api/v1/tenancy/me")
+    assert response.status_code == 200 and response.json()["tenant"]["slug"] == "acme"
+    statements = [q["sql"] for q in queries.captured_queries]
+    assert any("opsportal_api_token(" in sql for sql in statements)
+    assert not [sql for sql in statements if "'opsportal.all_tenants', 'on'" in sql]
+    assert not [sql for sql in statements if 'FROM "tenancy_apitoken"' in sql]
+
+
+@pytest.mark.postgres
+def test_token_lookup_function_is_executable_by_the_app_role_only(tenant, make_token):
+    from django.conf import settings
+    from django.db import connection
+
+    make_token(tenant, Role.CI)
+    prefix = ApiToken.objects.get().prefix
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT grantee FROM pg_proc, aclexplode(proacl) "
+            "WHERE proname = 'opsportal_api_token' AND privilege_type = 'EXECUTE'"
+        )
+        grantees = {row[0] for row in cursor.fetchall()}
+        cursor.execute("SELECT oid FROM pg_roles WHERE rolname = %s", [settings.DATABASE_APP_ROLE])
+        app_role = cursor.fetchone()[0]
+        assert app_role in grantees and 0 not in grantees, "PUBLIC (oid 0) must not execute it"
+        cursor.execute(f'SET ROLE "{settings.DATABASE_APP_ROLE}"')
+        try:
+            cursor.execute("SELECT tenant_id FROM opsportal_api_token(%s)", [prefix])
+            found = cursor.fetchall()
+            cursor.execute("SELECT count(*) FROM tenancy_apitoken")
+            visible_without_scope = cursor.fetchone()[0]
+        finally:
+            cursor.execute("RESET ROLE")
+    assert found == [(tenant.pk,)]
+    assert visible_without_scope == 0, "the table itself stays behind row-level security"
