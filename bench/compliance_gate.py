@@ -18,6 +18,8 @@ client for both targets. The gate requests are `GET /api/v1/compliance/gate?repo
 a pull request drawn at random per request among the 500 that exist, with a CI token.
 - 8 clients: ROUNDS rounds of SECONDS s on the gate; p95 (request-weighted over the rounds)
   against the target (<= 25 ms);
+- 8 clients on /api/v1/tenancy/me, ROUNDS rounds: the smallest authenticated request, as the
+  floor under the gate on this server, client and machine (information);
 - 32 clients: ROUNDS rounds alternating gate and /healthz (gate, healthz, healthz, gate, ...);
   gate throughput as a share of /healthz throughput (information; no target given).
 The load generator shares the 2 CPUs with gunicorn and PostgreSQL.
@@ -54,6 +56,9 @@ CHECK_ROWS = int(os.environ.get("BENCH_CHECK_ROWS", "1000000"))
 TARGET_P95_MS = 25.0
 GATE = "/api/v1/compliance/gate"
 HEALTHZ = "/healthz"
+# The smallest authenticated API request (token, throttle, tenant scope, a 200-byte body): the
+# floor under any gate poll on the same server, client and machine.
+WHOAMI = "/api/v1/tenancy/me"
 
 
 def gate_path(repository: str, number: int) -> str:
@@ -197,7 +202,7 @@ def main() -> int:
     server = data.GunicornServer("compliance-gate", env, workers=WORKERS, threads=THREADS)
     client = data.choose_client()
     common.log(f"load generator: {client.name} ({client.version}); {server.description}")
-    runs: dict[str, list[dict]] = {"gate_8": [], "gate_32": [], "healthz_32": []}
+    runs: dict[str, list[dict]] = {"gate_8": [], "whoami_8": [], "gate_32": [], "healthz_32": []}
     try:
         server.start()
         base = server.url("")
@@ -220,6 +225,8 @@ def main() -> int:
         client.run(base, [HEALTHZ], {}, connections=32, seconds=1)
         for _ in range(ROUNDS):
             measure("gate_8", paths, 8)
+        for _ in range(ROUNDS):
+            measure("whoami_8", [WHOAMI], 8)
         for round_no in range(ROUNDS):
             order = (("gate_32", paths), ("healthz_32", [HEALTHZ]))
             if round_no % 2:
@@ -242,6 +249,7 @@ def main() -> int:
     data.flush_redis(redis_client)
 
     gate_8 = data.aggregate_load(runs["gate_8"])
+    whoami_8 = data.aggregate_load(runs["whoami_8"])
     gate_32 = data.aggregate_load(runs["gate_32"])
     healthz_32 = data.aggregate_load(runs["healthz_32"])
     share = gate_32["requests_per_s"] / healthz_32["requests_per_s"]
@@ -260,6 +268,7 @@ def main() -> int:
         "seconds_per_round": SECONDS,
         "rounds": ROUNDS,
         "gate_8_clients": gate_8,
+        "whoami_8_clients": whoami_8,
         "gate_32_clients": gate_32,
         "healthz_32_clients": healthz_32,
         "gate_share_of_healthz_32": round(share, 3),
@@ -288,6 +297,12 @@ def print_report(r: dict) -> None:
         f"{g8['latency_ms']['p99']:.2f} ms  ({g8['errors']} errors; "
         f"{'target met' if r['target_met'] else 'target NOT met'}: p95 <= "
         f"{r['target_p95_ms_8_clients']:g} ms)"
+    )
+    w8 = r["whoami_8_clients"]
+    print(
+        f"  {WHOAMI}, 8 clients (the floor: the smallest authenticated request): "
+        f"{w8['requests_per_s']:.1f} req/s  p50 {w8['latency_ms']['p50']:.2f} ms  p95 "
+        f"{w8['latency_ms']['p95']:.2f} ms  server CPU {w8['server_cpu_ms_per_request']} ms/req"
     )
     for label, s in (("gate, 32 clients:  ", g32), ("/healthz, 32:      ", h32)):
         print(
