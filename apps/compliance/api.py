@@ -180,9 +180,13 @@ class RunIngest(APIView):
 COMMIT_SHA_PATTERN = r"^[0-9a-fA-F]{7,64}$"
 
 
+# The column is a PositiveIntegerField: a larger number names no pull request, and is a 400.
+PR_NUMBER_MAX = 2**31 - 1
+
+
 class GateQuery(serializers.Serializer):
     repository = serializers.RegexField(REPOSITORY_PATTERN)
-    pr = serializers.IntegerField(min_value=1)
+    pr = serializers.IntegerField(min_value=1, max_value=PR_NUMBER_MAX)
     commit_sha = serializers.RegexField(COMMIT_SHA_PATTERN, required=False)
 
 
@@ -209,7 +213,8 @@ def gate_query(params) -> tuple[str, int, str]:
         and _REPOSITORY_RE.search(repository)
         and number.isascii()
         and number.isdigit()
-        and int(number) >= 1
+        and len(number) <= 10  # the serializer decides about anything longer
+        and 1 <= int(number) <= PR_NUMBER_MAX
         and (sha is None or (sha == sha.strip() and _COMMIT_SHA_RE.search(sha)))
     )
     if plain:

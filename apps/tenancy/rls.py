@@ -147,6 +147,12 @@ def apply_row_level_security(using: str = "default", **kwargs) -> None:
                 f'CREATE POLICY {POLICY_NAME} ON "{table}" USING ({predicate}) '
                 f"WITH CHECK ({predicate})"
             )
+        cursor.execute("SELECT to_regprocedure(%s) IS NOT NULL", [f"{TOKEN_LOOKUP}(text)"])
+        token_lookup_exists = cursor.fetchone()[0]
+        if token_lookup_exists:
+            # Always, not only at its migration: a restore with `pg_restore --no-acl` (the DR
+            # runbook, the drills) gives a function PostgreSQL's default EXECUTE for PUBLIC.
+            cursor.execute(f"REVOKE ALL ON FUNCTION {TOKEN_LOOKUP}(text) FROM PUBLIC")
         if role_exists and role != me:
             cursor.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
             for (table,) in cursor.fetchall():
@@ -159,8 +165,7 @@ def apply_row_level_security(using: str = "default", **kwargs) -> None:
                 cursor.execute(f'GRANT {privileges} ON "{table}" TO "{role}"')
             cursor.execute(f'GRANT USAGE ON SCHEMA public TO "{role}"')
             cursor.execute(f'GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO "{role}"')
-            cursor.execute("SELECT to_regprocedure(%s) IS NOT NULL", [f"{TOKEN_LOOKUP}(text)"])
-            if cursor.fetchone()[0]:
+            if token_lookup_exists:
                 cursor.execute(f'GRANT EXECUTE ON FUNCTION {TOKEN_LOOKUP}(text) TO "{role}"')
         elif not role_exists:
             logger.warning("database role %s does not exist; no grants applied", role)

@@ -16,8 +16,9 @@ from django.core.cache.backends.redis import RedisCache
 from rest_framework.throttling import SimpleRateThrottle
 
 # KEYS[1]: the principal's log. ARGV: now (s), window (s), limit, a unique member.
-# Returns {allowed, count after, score of the oldest entry or false}. Scores leave Lua as
-# strings: a Lua number would be truncated to an integer reply.
+# Returns {allowed, count after, the score of the entry whose expiry brings the count under the
+# limit (the oldest, unless the limit was lowered), or false}. Scores leave Lua as strings: a Lua
+# number would be truncated to an integer reply.
 SLIDING_LOG = """
 local now, window, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
@@ -29,8 +30,9 @@ if count < limit then
   allowed = 1
 end
 redis.call('PEXPIRE', KEYS[1], math.ceil(window * 1000))
-local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-return {allowed, count, oldest[2] or false}
+local rank = math.max(count - limit, 0)
+local frees = redis.call('ZRANGE', KEYS[1], rank, rank, 'WITHSCORES')
+return {allowed, count, frees[2] or false}
 """
 
 _script = None
@@ -69,24 +71,26 @@ class PrincipalRateThrottle(SimpleRateThrottle):
         if self.key is None:
             return True
         self.now = self.timer()
-        key = backend.make_and_validate_key(self.key)
+        # Not the key DRF's pickled list used: a sorted set under it would be a WRONGTYPE error
+        # during a deploy or a rollback.
+        key = backend.make_and_validate_key(f"{self.key}:log")
         # Django's RedisCache has no public accessor for its client; this is the one it uses.
         client = backend._cache.get_client(key, write=True)
         member = f"{self.now:.6f}:{secrets.token_hex(4)}"
-        allowed, self._count, oldest = _sliding_log(client)(
+        allowed, self._count, frees = _sliding_log(client)(
             keys=[key],
             args=[repr(self.now), self.duration, self.num_requests, member],
             client=client,
         )
-        self._oldest = float(oldest) if oldest else None
+        self._frees_at = float(frees) + self.duration if frees else None
         return bool(allowed)
 
     def wait(self):
         if not self._redis:
             return super().wait()
-        if self._oldest is None:
+        if self._frees_at is None:
             return self.duration
-        return max(0.0, self.duration - (self.now - self._oldest))
+        return max(0.0, self._frees_at - self.now)
 
     def get_cache_key(self, request, view):
         token = getattr(request, "auth", None)

@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.http import QueryDict
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -285,6 +286,12 @@ def test_the_gate_answer_is_cached_as_a_run_or_an_override_request_commits(
         {"repository": "acme/shop", "pr": "12", "commit_sha": "xyz"},
         {"pr": "12"},
         {"repository": "acme/shop"},
+        {"repository": "acme/shop", "pr": "2147483647"},
+        {"repository": "acme/shop", "pr": "2147483648"},
+        {"repository": "acme/shop", "pr": "00000000012"},
+        {"repository": "acme/shop", "pr": "9" * 1001},
+        {"repository": "acme/shop", "pr": "9" * 5000},
+        QueryDict("repository=acme/old&repository=acme/shop&pr=7&pr=8"),
     ],
 )
 def test_gate_query_reads_exactly_what_the_serializer_accepts(params):

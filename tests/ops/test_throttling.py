@@ -32,7 +32,7 @@ def throttle_at(monkeypatch):
         return allowed, None if allowed else throttle.wait()
 
     yield check
-    cache.delete(f"throttle:principal:token:{principal.auth.pk}")
+    cache.delete(f"throttle:principal:token:{principal.auth.pk}:log")
 
 
 def test_at_most_n_in_any_window_and_refusals_are_not_counted(throttle_at):
@@ -62,3 +62,14 @@ def test_concurrent_requests_cannot_pass_on_a_stale_count(throttle_at):
     for thread in threads:
         thread.join()
     assert sorted(results).count(True) == 10 and len(results) == 30
+
+
+def test_a_lowered_rate_waits_for_enough_entries_to_leave(throttle_at):
+    """Five requests under 5/min, then the rate is lowered to 2/min: the next one may pass only
+    when four have left the window (the fourth's time plus a minute), not when the first has."""
+    for t in (1000.0, 1001.0, 1002.0, 1003.0, 1004.0):
+        assert throttle_at("5/min", t)[0] is True
+    allowed, wait = throttle_at("2/min", 1010.0)
+    assert not allowed and wait == pytest.approx(1063.0 - 1010.0)
+    assert throttle_at("2/min", 1062.5)[0] is False
+    assert throttle_at("2/min", 1063.5)[0] is True

@@ -137,3 +137,50 @@ def test_token_lookup_function_is_executable_by_the_app_role_only(tenant, make_t
             cursor.execute("RESET ROLE")
     assert found == [(tenant.pk,)]
     assert visible_without_scope == 0, "the table itself stays behind row-level security"
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_logins_keep_working_while_the_lookup_function_is_rolled_back(tenant, make_token, api):
+    """Migrated backwards past tenancy 0003 with this code still running: the ORM fallback."""
+    from importlib import import_module
+
+    from django.db import connection
+
+    migration = import_module("apps.tenancy.migrations.0003_api_token_lookup_function")
+    plaintext = make_token(tenant, Role.CI)
+    with connection.schema_editor() as editor:
+        migration.drop_function(None, editor)
+    try:
+        response = api(plaintext).get("/api/v1/tenancy/me")
+    finally:
+        with connection.schema_editor() as editor:
+            migration.create_function(None, editor)
+        from apps.tenancy.rls import apply_row_level_security
+
+        apply_row_level_security()
+    assert response.status_code == 200 and response.json()["tenant"]["slug"] == "acme"
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_every_migrate_takes_execute_on_the_lookup_back_from_public(tenant):
+    """A restore with `pg_restore --no-acl` leaves the function executable by PUBLIC; the
+    post-migrate hook (which runs after the runbook's `migrate`) takes that back."""
+    from django.db import connection
+
+    from apps.tenancy.rls import apply_row_level_security
+
+    def public_can_execute() -> bool:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT EXISTS (SELECT 1 FROM pg_proc, aclexplode(proacl) a WHERE proname = "
+                "'opsportal_api_token' AND a.grantee = 0 AND a.privilege_type = 'EXECUTE')"
+            )
+            return cursor.fetchone()[0]
+
+    with connection.cursor() as cursor:
+        cursor.execute("GRANT EXECUTE ON FUNCTION opsportal_api_token(text) TO PUBLIC")
+    assert public_can_execute()
+    apply_row_level_security()
+    assert not public_can_execute()

@@ -14,27 +14,33 @@ from django.db import migrations
 FUNCTION = "opsportal_api_token"
 
 
-def create_function(apps, schema_editor):
-    connection = schema_editor.connection
-    if connection.vendor != "postgresql":
-        return
-    with connection.cursor() as cursor:
+def _schema(schema_editor) -> str:
+    with schema_editor.connection.cursor() as cursor:
         cursor.execute("SELECT current_schema()")
-        schema = schema_editor.quote_name(cursor.fetchone()[0])
+        return schema_editor.quote_name(cursor.fetchone()[0])
+
+
+def create_function(apps, schema_editor):
+    if schema_editor.connection.vendor != "postgresql":
+        return
+    schema = _schema(schema_editor)
     schema_editor.execute(
         f"CREATE OR REPLACE FUNCTION {schema}.{FUNCTION}(p_prefix text) "
         f"RETURNS SETOF {schema}.tenancy_apitoken "
         "LANGUAGE sql STABLE SECURITY DEFINER "
         f"SET search_path = {schema}, pg_temp "
-        f"AS $$ SELECT * FROM {schema}.tenancy_apitoken WHERE prefix = p_prefix $$"
+        # pg_catalog's operator by name: no `=` defined in a writable schema can be picked up.
+        f"AS $$ SELECT * FROM {schema}.tenancy_apitoken "
+        "WHERE prefix OPERATOR(pg_catalog.=) p_prefix $$"
     )
     schema_editor.execute(f"REVOKE ALL ON FUNCTION {schema}.{FUNCTION}(text) FROM PUBLIC")
 
 
 def drop_function(apps, schema_editor):
+    """Roll the code back with it: until then, `api_token_by_prefix` falls back to the ORM."""
     if schema_editor.connection.vendor != "postgresql":
         return
-    schema_editor.execute(f"DROP FUNCTION IF EXISTS {FUNCTION}(text)")
+    schema_editor.execute(f"DROP FUNCTION IF EXISTS {_schema(schema_editor)}.{FUNCTION}(text)")
 
 
 class Migration(migrations.Migration):
