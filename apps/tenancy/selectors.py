@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from functools import cache
 
 import psycopg
 from django.db import ProgrammingError, connections, router
@@ -111,19 +112,26 @@ def api_token_by_prefix(prefix: str) -> ApiToken | None:
         return ApiToken.objects.select_related("tenant").filter(prefix=prefix).first()
 
 
-def _api_token_through_function(connection, alias: str, prefix: str) -> ApiToken | None:
+@cache
+def _token_lookup_statement(alias: str) -> tuple[str, list[str], list[str]]:
+    """The lookup's SQL and the two models' column names, built once per process."""
+    quote = connections[alias].ops.quote_name
     token_fields = [f.attname for f in ApiToken._meta.concrete_fields]
     tenant_fields = [f.attname for f in Tenant._meta.concrete_fields]
     columns = ", ".join(
-        [f"k.{connection.ops.quote_name(a)}" for a in token_fields]
-        + [f"t.{connection.ops.quote_name(a)}" for a in tenant_fields]
+        [f"k.{quote(a)}" for a in token_fields] + [f"t.{quote(a)}" for a in tenant_fields]
     )
+    sql = (
+        f"SELECT {columns} FROM {rls.TOKEN_LOOKUP}(%s) k "  # noqa: S608  (names from _meta)
+        f"JOIN {Tenant._meta.db_table} t ON t.id = k.tenant_id"
+    )
+    return sql, token_fields, tenant_fields
+
+
+def _api_token_through_function(connection, alias: str, prefix: str) -> ApiToken | None:
+    sql, token_fields, tenant_fields = _token_lookup_statement(alias)
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT {columns} FROM {rls.TOKEN_LOOKUP}(%s) k "  # noqa: S608  (names from _meta)
-            f"JOIN {Tenant._meta.db_table} t ON t.id = k.tenant_id",
-            [prefix],
-        )
+        cursor.execute(sql, [prefix])
         row = cursor.fetchone()
     if row is None:
         return None

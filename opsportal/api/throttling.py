@@ -77,7 +77,7 @@ class PrincipalRateThrottle(SimpleRateThrottle):
         # Django's RedisCache has no public accessor for its client; this is the one it uses.
         client = backend._cache.get_client(key, write=True)
         member = f"{self.now:.6f}:{secrets.token_hex(4)}"
-        allowed, self._count, frees = _sliding_log(client)(
+        allowed, _count, frees = _sliding_log(client)(
             keys=[key],
             args=[repr(self.now), self.duration, self.num_requests, member],
             client=client,
